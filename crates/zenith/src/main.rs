@@ -1,0 +1,76 @@
+//! The `zenith` command line: parses arguments, opens repositories, calls the engine crates
+//! and renders their results. Exit codes live in `exit.rs`.
+
+mod commands;
+mod env;
+mod exit;
+mod output;
+mod repo_open;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::{Format, Out};
+use crate::repo_open::RepoArgs;
+
+/// zenith keeps running services safe across change: encrypted, deduplicated snapshots of
+/// their state, with retention, verification and restore.
+#[derive(Parser, Debug)]
+#[command(name = "zenith", version, about, max_term_width = 100)]
+struct Cli {
+    #[command(flatten)]
+    repo: RepoArgs,
+    /// Output format of listings and reports.
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    output_format: Format,
+    /// Print only errors.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+    /// Never draw progress bars.
+    #[arg(long, global = true)]
+    no_progress: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Create and manage repositories and their keys.
+    #[command(subcommand)]
+    Repo(commands::repo::RepoCommand),
+    /// Create, list, check, restore and expire snapshots.
+    #[command(subcommand)]
+    Snapshot(Box<commands::snapshot::SnapshotCommand>),
+    /// The in-container form: save and restore $STATE_DIRECTORY (for preStop hooks).
+    #[command(subcommand)]
+    State(commands::state::StateCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { exit::USAGE } else { exit::OK };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let out = Out {
+        format: cli.output_format,
+        quiet: cli.quiet,
+        progress: !cli.no_progress,
+    };
+    let result = match cli.command {
+        Command::Repo(c) => commands::repo::run(c, &cli.repo, out),
+        Command::Snapshot(c) => commands::snapshot::run(*c, &cli.repo, out),
+        Command::State(c) => commands::state::run(c, &cli.repo, out),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {:#}", f.error);
+            ExitCode::from(f.code)
+        }
+    }
+}
