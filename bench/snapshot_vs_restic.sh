@@ -37,6 +37,9 @@ Options:
                   $TMPDIR or /tmp if disk-backed, else /var/tmp)
   --out FILE      where to write the Markdown report
                   (default bench/results/latest.md)
+  --wait-idle S   before each measured command, wait up to S seconds for the
+                  machine to be idle (<15% CPU busy over 1 s); default 0 (off).
+                  Useful on shared machines; contention is reported either way
   --keep          keep the work dir (corpus, repositories, logs) at the end
   -h, --help      this help
 
@@ -60,6 +63,7 @@ SCALE=1.0
 SEED=1
 TOOLS="zenith,restic"
 KEEP=0
+WAIT_IDLE=0
 ZENITH_ARG="${ZENITH:-target/release/zenith}"
 BENCH_PARENT="${BENCH_DIR:-}"
 OUT="$SCRIPT_DIR/results/latest.md"
@@ -80,6 +84,8 @@ while (($#)); do
         --bench-dir=*) BENCH_PARENT="${1#*=}"; shift ;;
         --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT="$2"; shift 2 ;;
         --out=*) OUT="${1#*=}"; shift ;;
+        --wait-idle) [[ $# -ge 2 ]] || die "--wait-idle needs a value"; WAIT_IDLE="$2"; shift 2 ;;
+        --wait-idle=*) WAIT_IDLE="${1#*=}"; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
@@ -87,6 +93,7 @@ while (($#)); do
 done
 
 [[ "$RUNS" =~ ^[1-9][0-9]*$ ]] || die "--runs must be a positive integer (got '$RUNS')"
+[[ "$WAIT_IDLE" =~ ^[0-9]+$ ]] || die "--wait-idle must be a non-negative integer (got '$WAIT_IDLE')"
 [[ "$SEED" =~ ^[0-9]+$ ]] || die "--seed must be a non-negative integer (got '$SEED')"
 [[ "$SCALE" =~ ^[0-9]*\.?[0-9]+$ ]] && python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) > 0 else 1)" "$SCALE" \
     || die "--scale must be a positive number (got '$SCALE')"
@@ -225,7 +232,7 @@ echo "    machine:  $NPROC CPUs, $CPU_MODEL, $MEM_TOTAL RAM, $KERNEL"
 echo "    work dir: $WORK ($WORK_FS)"
 echo "    restic:   $RESTIC_VERSION"
 echo "    zenith:   $ZENITH_VERSION${ZENITH_BIN:+ ($ZENITH_BIN)}${ZENITH_STATUS:+ [$ZENITH_STATUS]}"
-echo "    runs:     $RUNS (interleaved), scale $SCALE, seed $SEED"
+echo "    runs:     $RUNS (interleaved), scale $SCALE, seed $SEED, wait-idle ${WAIT_IDLE}s"
 echo "    caches:   NOT dropped; the corpus (and, before restores, the repository)"
 echo "              is read once with cat >/dev/null before each measured operation,"
 echo "              and 'sync' is run, so every measurement starts from a warm page"
@@ -253,6 +260,21 @@ CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
 # Busy CPU ticks of the whole machine (user+nice+system+irq+softirq+steal).
 cpu_busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 
+# wait_idle: wait up to WAIT_IDLE seconds until the machine is (nearly) idle.
+wait_idle() {
+    ((WAIT_IDLE > 0)) || return 0
+    local deadline=$((SECONDS + WAIT_IDLE)) a b limit
+    limit=$((CLK_TCK * NPROC * 15 / 100))
+    while :; do
+        a="$(cpu_busy_ticks)"; sleep 1; b="$(cpu_busy_ticks)"
+        if ((b - a <= limit)); then return 0; fi
+        if ((SECONDS >= deadline)); then
+            echo "    (machine still busy after waiting ${WAIT_IDLE}s; measuring anyway)"
+            return 0
+        fi
+    done
+}
+
 # measure TOOL OP RUN CMD... : run CMD under GNU time, record wall/rss/cpu and
 # the CPU time used by everything else on the machine meanwhile ("other CPU":
 # machine-wide busy time minus the command's own user+sys; includes steal).
@@ -263,6 +285,7 @@ measure() {
     shift 3
     local tf="$LOGS/$tool.$op.run$run.time" lf="$LOGS/$tool.$op.run$run.log" rc=0 b0 b1
     sync
+    wait_idle
     b0="$(cpu_busy_ticks)"
     "$TIME_BIN" -f '%e %M %U %S' -o "$tf" "$@" >"$lf" 2>&1 || rc=$?
     b1="$(cpu_busy_ticks)"

@@ -141,6 +141,7 @@ pub fn create(repo: &Repository, opts: &CreateOptions, progress: &dyn Progress) 
         summary,
         program_version: format!("zenith {}", env!("CARGO_PKG_VERSION")),
     };
+    repo.invalidate_index();
     repo.save_snapshot(&snapshot)?;
     Ok(CreateReport { snapshot, warnings })
 }

@@ -81,6 +81,7 @@ pub fn copy(
     }
     drop(c);
     let stats = saver.finish()?;
+    dst.invalidate_index();
     report.blobs_added = stats.blobs_added;
     report.bytes_added_stored = stats.bytes_stored;
     for (old, snap) in to_write {

@@ -233,6 +233,7 @@ pub fn prune_locked(repo: &Repository, opts: &PruneOptions, progress: &dyn Progr
         repo.backend().remove(FileKind::Pack, &id.to_hex())?;
     }
     repo.backend().remove_stale_temp_files(Duration::from_secs(24 * 3600))?;
+    repo.invalidate_index();
     Ok(plan)
 }
 
@@ -255,6 +256,7 @@ pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<usize
         progress.inc(1);
     }
     let n = packs.len();
+    repo.invalidate_index();
     let old = repo.backend().list(FileKind::Index)?;
     let name = write_index_file(repo.backend(), repo.cipher(), &IndexFile { packs })?;
     for f in old {

@@ -3,7 +3,7 @@
 //! nothing can read or write without the master key.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
@@ -63,7 +63,8 @@ pub struct Repository {
     key: MasterKey,
     cipher: Cipher,
     key_id: String,
-    index: OnceLock<Arc<Index>>,
+    /// The loaded index; dropped by [`Repository::invalidate_index`] after writes.
+    index: RwLock<Option<Arc<Index>>>,
 }
 
 impl std::fmt::Debug for Repository {
@@ -124,7 +125,7 @@ impl Repository {
             key,
             cipher,
             key_id,
-            index: OnceLock::new(),
+            index: RwLock::new(None),
         })
     }
 
@@ -173,8 +174,18 @@ impl Repository {
                     key,
                     cipher,
                     key_id: k.name.clone(),
-                    index: OnceLock::new(),
+                    index: RwLock::new(None),
                 });
+            }
+        }
+        // No key opened: a damaged key file must not pass for a wrong password.
+        for k in &keys {
+            let bytes = backend.read(FileKind::Key, &k.name)?;
+            if Id::hash(&bytes).to_hex() != k.name {
+                return Err(Error::corrupt(
+                    format!("key file {}", k.name),
+                    "its contents do not match its name, so it cannot be used; open the repository with another key",
+                ));
             }
         }
         Err(Error::WrongPassword { path: path.into() })
@@ -269,19 +280,22 @@ impl Repository {
 
     /// The index, loaded on first use.
     pub fn index(&self) -> Result<Arc<Index>> {
-        if let Some(i) = self.index.get() {
+        if let Some(i) = self.index.read().expect("index lock").as_ref() {
             return Ok(i.clone());
         }
         let mut index = Index::default();
         for (_, file) in self.load_index_files()? {
             index.add_file(file);
         }
-        Ok(self.index.get_or_init(|| Arc::new(index)).clone())
+        let index = Arc::new(index);
+        *self.index.write().expect("index lock") = Some(index.clone());
+        Ok(index)
     }
 
-    /// Set the index (after a create or prune changed it).
-    pub fn reset_index(&mut self) {
-        self.index = OnceLock::new();
+    /// Forget the loaded index, so the next use reads the index files again (after this
+    /// process added or removed some).
+    pub fn invalidate_index(&self) {
+        *self.index.write().expect("index lock") = None;
     }
 
     /// Path of a pack file.
