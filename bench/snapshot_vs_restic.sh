@@ -40,6 +40,9 @@ Options:
   --wait-idle S   before each measured command, wait up to S seconds for the
                   machine to be idle (<15% CPU busy over 1 s); default 0 (off).
                   Useful on shared machines; contention is reported either way
+  --low-space     delete each run's data right after the run instead of keeping
+                  everything until the end (automatic when disk space is short;
+                  see README for why the default keeps it)
   --keep          keep the work dir (corpus, repositories, logs) at the end
   -h, --help      this help
 
@@ -63,6 +66,7 @@ SCALE=1.0
 SEED=1
 TOOLS="zenith,restic"
 KEEP=0
+FORCE_LOW_SPACE=0
 WAIT_IDLE=0
 ZENITH_ARG="${ZENITH:-target/release/zenith}"
 BENCH_PARENT="${BENCH_DIR:-}"
@@ -86,6 +90,7 @@ while (($#)); do
         --out=*) OUT="${1#*=}"; shift ;;
         --wait-idle) [[ $# -ge 2 ]] || die "--wait-idle needs a value"; WAIT_IDLE="$2"; shift 2 ;;
         --wait-idle=*) WAIT_IDLE="${1#*=}"; shift ;;
+        --low-space) FORCE_LOW_SPACE=1; shift ;;
         --keep) KEEP=1; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
@@ -185,11 +190,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# Rough space check: master corpus + working copy + restore + 2 repos.
-need_bytes="$(python3 -c "import sys; print(int(1.3e9 * float(sys.argv[1]) * 5.5))" "$SCALE")"
-avail_bytes="$(( $(df -Pk "$WORK" | awk 'NR==2 {print $4}') * 1024 ))"
-if ((avail_bytes < need_bytes)); then
-    die "not enough free space under $BENCH_PARENT: need ~$((need_bytes / 1000000)) MB, have $((avail_bytes / 1000000)) MB"
+# Rough space check (minimum: master corpus + working copy + restore + repo).
+avail_bytes() { echo "$(( $(df -Pk "$WORK" | awk 'NR==2 {print $4}') * 1024 ))"; }
+need_bytes="$(python3 -c "import sys; print(int(1.3e9 * float(sys.argv[1]) * 4.5))" "$SCALE")"
+if (($(avail_bytes) < need_bytes)); then
+    die "not enough free space under $BENCH_PARENT: need ~$((need_bytes / 1000000)) MB, have $(($(avail_bytes) / 1000000)) MB"
 fi
 
 MASTER="$WORK/master"        # pristine corpus, never modified
@@ -251,9 +256,71 @@ record() { printf '%s\t%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" "$5" >>"$RESULTS"; 
 
 warm_tree() { find "$1" -type f -print0 | xargs -0 -r cat >/dev/null; }
 
-fresh_corpus() {
-    rm -rf -- "$CORPUS"
-    cp -a -- "$MASTER" "$CORPUS"
+# Nothing is deleted while measuring (unless space is short, see LOW_SPACE):
+# on some machines (VMs with free-page reporting, online discard, ...) writes
+# that follow the deletion of large trees are several times slower, which
+# would bill one tool for the other's cleanup.  So every tool/run gets its own
+# pre-made corpus copy (staged before any measurement), which is renamed to
+# the common path $CORPUS for the run, and afterwards the corpus, repository,
+# restore and cache dirs are renamed into $WORK/used/.  Cleanup happens after
+# all measurements.
+STAGE="$WORK/stage"
+USED="$WORK/used"
+LOW_SPACE=0
+
+stage_corpora() {
+    local est need tool run
+    est=$((CORPUS_BYTES * 32 / 10 * RUNS * ${#ACTIVE[@]} + CORPUS_BYTES / 5))
+    need=$((est + CORPUS_BYTES / 2))
+    if ((FORCE_LOW_SPACE)); then
+        LOW_SPACE=1
+        note "--low-space: deleting each run's data after the run"
+        return 0
+    fi
+    if (($(avail_bytes) < need)); then
+        LOW_SPACE=1
+        loud "only $(($(avail_bytes) / 1000000)) MB free, ~$((need / 1000000)) MB needed to keep every run's data until the end; deleting between runs instead (timings after large deletions can be noisier)"
+        return 0
+    fi
+    note "staging ${#ACTIVE[@]}x$RUNS corpus copies (untimed; nothing is deleted until all measurements are done)"
+    mkdir -p "$STAGE" "$USED"
+    for ((run = 1; run <= RUNS; run++)); do
+        for tool in "${ACTIVE[@]}"; do
+            cp -a -- "$MASTER" "$STAGE/$tool.run$run"
+        done
+    done
+    sync
+}
+
+fresh_corpus() { # tool run
+    [[ ! -e "$CORPUS" ]] || { echo "internal error: $CORPUS still exists" >&2; exit 2; }
+    if ((LOW_SPACE)); then
+        cp -a -- "$MASTER" "$CORPUS"
+    else
+        mv -- "$STAGE/$1.run$2" "$CORPUS"
+    fi
+}
+
+park_run() { # tool run : move (or, if LOW_SPACE, delete) this run's data
+    local tool="$1" run="$2" repo d
+    repo="$(repo_of "$tool")"
+    if ((LOW_SPACE)); then
+        if ((KEEP)) && ((run == RUNS)); then
+            d="$WORK/last-$tool"
+            mkdir -p "$d"
+            for p in "$CORPUS" "$repo" "$RESTORE" "$XDG_CACHE_HOME"; do
+                if [[ -e "$p" ]]; then mv -- "$p" "$d/"; fi
+            done
+        else
+            rm -rf -- "$CORPUS" "$repo" "$RESTORE" "$XDG_CACHE_HOME"
+        fi
+        return 0
+    fi
+    d="$USED/$tool.run$run"
+    mkdir -p "$d"
+    for p in "$CORPUS" "$repo" "$RESTORE" "$XDG_CACHE_HOME"; do
+        if [[ -e "$p" ]]; then mv -- "$p" "$d/"; fi
+    done
 }
 
 CLK_TCK="$(getconf CLK_TCK 2>/dev/null || echo 100)"
@@ -363,11 +430,19 @@ tool_cmd() { # tool op -> sets CMD array
 }
 
 run_tool() {
+    echo "  -- $1, run $2/$RUNS"
+    fresh_corpus "$1" "$2"
+    run_tool_measure "$1" "$2"
+    park_run "$1" "$2"
+}
+
+run_tool_measure() {
     local tool="$1" run="$2" repo s1 s2
     repo="$(repo_of "$tool")"
-    echo "  -- $tool, run $run/$RUNS"
-    rm -rf -- "$repo" "$RESTORE" "$XDG_CACHE_HOME"
-    fresh_corpus
+    if [[ -e "$repo" || -e "$RESTORE" || -e "$XDG_CACHE_HOME" ]]; then
+        echo "internal error: leftover repository/restore/cache dir" >&2
+        exit 2
+    fi
     warm_tree "$CORPUS"
 
     tool_cmd "$tool" init
@@ -391,7 +466,6 @@ run_tool() {
     record "$tool" growth "$run" bytes "$((s2 - s1))"
     echo "    $tool   repo      run $run: $s1 bytes after first snapshot, +$((s2 - s1)) bytes after the 1% change"
 
-    rm -rf -- "$RESTORE"
     mkdir -p "$RESTORE"
     warm_tree "$repo"
     warm_tree "$CORPUS"
@@ -399,10 +473,6 @@ run_tool() {
     measure "$tool" restore "$run" "${CMD[@]}"
     if ((!MEASURE_OK)); then COMMAND_FAILURES=$((COMMAND_FAILURES + 1)); return 0; fi
     verify "$tool" "$run"
-
-    if ((!KEEP)) || ((run < RUNS)); then
-        rm -rf -- "$repo" "$RESTORE"
-    fi
 }
 
 # ---------------------------------------------------------------------------
@@ -411,13 +481,13 @@ run_tool() {
 ACTIVE=()
 if ((WANT_ZENITH)) && [[ -n "$ZENITH_BIN" ]]; then ACTIVE+=(zenith); fi
 if ((WANT_RESTIC)); then ACTIVE+=(restic); fi
+if ((${#ACTIVE[@]})); then stage_corpora; fi
 note "running: ${ACTIVE[*]:-nothing} x $RUNS (interleaved)"
 for ((run = 1; run <= RUNS; run++)); do
     for tool in "${ACTIVE[@]}"; do
         run_tool "$tool" "$run"
     done
 done
-if ((!KEEP)); then rm -rf -- "$CORPUS"; fi
 
 # ---------------------------------------------------------------------------
 # Report
@@ -433,6 +503,7 @@ BM_ZENITH_STATUS="$ZENITH_STATUS" \
 BM_CORPUS="$CORPUS_FILES files, $CORPUS_BYTES bytes (scale $SCALE, seed $SEED)" \
 BM_RUNS="$RUNS" \
 BM_NPROC="$NPROC" \
+BM_LOW_SPACE="$LOW_SPACE" \
 BM_DATE="$(date -u '+%Y-%m-%d %H:%M:%S UTC')" \
 BM_WANT_ZENITH="$WANT_ZENITH" \
 BM_WANT_RESTIC="$WANT_RESTIC" \
@@ -565,6 +636,11 @@ p(f"- corpus: {meta['corpus']}")
 p(f"- runs: {meta['runs']} per tool, interleaved (zenith, restic, zenith, restic, ...); values are medians")
 p("- caches: not dropped; corpus (and repository before restores) read once with cat >/dev/null and"
   " `sync` run before every measured operation, so all runs start from a warm page cache")
+if E["BM_LOW_SPACE"] == "1":
+    p("- **note: each run's data was deleted right after the run (--low-space, or disk space was short); "
+      "timings after large deletions can be noisier**")
+else:
+    p("- nothing was deleted while measuring (each run's corpus copy was staged beforehand; data removed only at the end)")
 p("- each run: fresh copy of the pristine corpus at the same absolute path, fresh repository;"
   " init, snapshot, mutate (gen_corpus.py mutate, identical for both tools), snapshot, restore into an empty dir")
 noisy = []

@@ -24,7 +24,7 @@ use crate::lock::Lock;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::saver::{BlobSaver, Known, recover_unindexed_packs, write_index_file};
+use crate::saver::{BlobSaver, Known, adopt_unindexed_packs};
 use crate::snapshot::{Snapshot, Summary};
 use crate::tree::{Extent, Node, NodeKind, Tree, Xattr};
 
@@ -80,14 +80,7 @@ pub fn create(repo: &Repository, opts: &CreateOptions, progress: &dyn Progress) 
     };
 
     let index = repo.index()?;
-    let recovered = recover_unindexed_packs(repo, &index)?;
-    if !recovered.is_empty() {
-        // Adopt packs a killed writer left behind: index them now so this snapshot may use them.
-        let file = crate::index::IndexFile {
-            packs: recovered.clone(),
-        };
-        write_index_file(repo.backend(), repo.cipher(), &file)?;
-    }
+    let recovered = adopt_unindexed_packs(repo, &index)?;
     let threads = if opts.threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
@@ -161,6 +154,22 @@ fn dedup_tags(tags: &[String]) -> Vec<String> {
     out
 }
 
+/// An absolute path with `.` and `..` resolved lexically and no trailing slash.
+pub fn normalize_path(p: &Path) -> Result<PathBuf> {
+    let abs = std::path::absolute(p).map_err(|e| Error::io_at(p, e))?;
+    let mut clean = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    Ok(clean)
+}
+
 /// Absolute, normalized paths with distinct names, in the order given.
 fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     if paths.is_empty() {
@@ -168,17 +177,7 @@ fn normalize_paths(paths: &[PathBuf]) -> Result<Vec<PathBuf>> {
     }
     let mut out: Vec<PathBuf> = Vec::new();
     for p in paths {
-        let abs = std::path::absolute(p).map_err(|e| Error::io_at(p, e))?;
-        let mut clean = PathBuf::new();
-        for c in abs.components() {
-            match c {
-                std::path::Component::ParentDir => {
-                    clean.pop();
-                }
-                std::path::Component::CurDir => {}
-                other => clean.push(other),
-            }
-        }
+        let clean = normalize_path(p)?;
         if clean.file_name().is_none() {
             return Err(Error::InvalidInput(format!(
                 "cannot snapshot {} itself; name the directories under it instead",
@@ -366,8 +365,6 @@ impl Archiver<'_> {
                 node.subtree = Some(self.archive_dir(path, ptree.as_ref())?);
             }
             NodeKind::File => {
-                self.summary.files += 1;
-                self.summary.bytes += node.size;
                 self.progress.item(&path.to_string_lossy());
                 let link_key = (node.links > 1).then_some((node.device, node.inode));
                 if let Some((content, extents)) = link_key.and_then(|k| self.hardlinks.get(&k)) {
@@ -395,6 +392,8 @@ impl Archiver<'_> {
                 if let Some(k) = link_key {
                     self.hardlinks.insert(k, (node.content.clone(), node.extents.clone()));
                 }
+                self.summary.files += 1;
+                self.summary.bytes += node.size;
             }
             NodeKind::Symlink => {
                 let target = std::fs::read_link(path).map_err(|e| Error::io_at(path, e))?;

@@ -66,6 +66,10 @@ impl LocalBackend {
 
     /// Create the directory layout of a new repository.
     pub fn create_layout(&self) -> Result<()> {
+        use std::os::unix::fs::DirBuilderExt;
+        let mut builder = std::fs::DirBuilder::new();
+        builder.recursive(true).mode(0o700);
+        builder.create(&self.root).map_err(|e| Error::io_at(&self.root, e))?;
         for kind in [
             FileKind::Key,
             FileKind::Snapshot,
@@ -73,10 +77,12 @@ impl LocalBackend {
             FileKind::Pack,
             FileKind::Lock,
         ] {
-            fs_err::create_dir_all(self.root.join(kind.dir()))?;
+            let d = self.root.join(kind.dir());
+            builder.create(&d).map_err(|e| Error::io_at(&d, e))?;
         }
         for b in 0..=255u8 {
-            fs_err::create_dir_all(self.root.join("data").join(format!("{b:02x}")))?;
+            let d = self.root.join("data").join(format!("{b:02x}"));
+            builder.create(&d).map_err(|e| Error::io_at(&d, e))?;
         }
         Ok(())
     }
@@ -198,15 +204,42 @@ pub fn read_exact_at(f: &mut fs_err::File, offset: u64, len: usize) -> Result<Ve
 
 /// Write `data` to `path` so that `path` is either absent, its old contents, or all of `data`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    write_file(path, data, true)
+}
+
+/// Like [`write_atomic`], but leave syncing to the caller ([`sync_file`]): a process crash
+/// still never exposes a partial file, and the kernel writes the data back while the caller
+/// computes, instead of every file waiting for the disk.
+pub fn write_atomic_unsynced(path: &Path, data: &[u8]) -> Result<()> {
+    write_file(path, data, false)
+}
+
+/// fsync a file written with [`write_atomic_unsynced`].
+pub fn sync_file(path: &Path) -> Result<()> {
+    fs_err::File::open(path)?.sync_all()?;
+    Ok(())
+}
+
+fn write_file(path: &Path, data: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let tmp = dir.join(format!(".tmp-{}", crate::id::Id::random().short()));
     let result = (|| -> Result<()> {
-        let mut f = fs_err::File::create(&tmp)?;
+        use std::os::unix::fs::OpenOptionsExt;
+        // Repository files are the owner's alone: key files invite offline guessing.
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| Error::io_at(&tmp, e))?;
+        let mut f = fs_err::File::from_parts(f, &tmp);
         f.write_all(data)?;
-        f.sync_all()?;
+        if sync {
+            f.sync_all()?;
+        }
         drop(f);
         fs_err::rename(&tmp, path)?;
-        sync_dir(dir)
+        if sync { sync_dir(dir) } else { Ok(()) }
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -104,8 +104,11 @@ impl Chunker {
         mut f: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
         let want = (self.max_size() * 8).max(4 << 20);
-        buf.clear();
-        buf.resize(want, 0);
+        // The buffer is reused across files: grow it once, never clear it (zeroing a few MiB
+        // per file costs more than cutting small files).
+        if buf.len() < want {
+            buf.resize(want, 0);
+        }
         let mut start = 0; // first unconsumed byte
         let mut end = 0; // end of valid data
         let mut eof = false;

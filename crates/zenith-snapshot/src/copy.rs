@@ -16,7 +16,7 @@ use crate::lock::Lock;
 use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::repo::Repository;
-use crate::saver::{BlobSaver, Known, recover_unindexed_packs};
+use crate::saver::{BlobSaver, Known, adopt_unindexed_packs};
 use crate::snapshot::Snapshot;
 use crate::tree::{Node, NodeKind};
 
@@ -44,7 +44,7 @@ pub fn copy(
     let _dst_lock = Lock::acquire(dst.backend(), false, "snapshot copy", lock_wait)?;
     let same = src.same_chunking(dst);
     let dst_index = dst.index()?;
-    let recovered = recover_unindexed_packs(dst, &dst_index)?;
+    let recovered = adopt_unindexed_packs(dst, &dst_index)?;
     let existing: Vec<Snapshot> = dst.snapshots()?;
     let saver = BlobSaver::new(dst, 1);
     let mut c = Copier {

@@ -38,7 +38,9 @@ pub enum Error {
     #[error("refusing to remove the key that opened the repository; open it with another key first")]
     RemoveCurrentKey,
 
-    #[error("no snapshot matches {0:?} (`zenith snapshot list` shows them)")]
+    #[error(
+        "no snapshot matches {0:?}: give `latest`, a name, a tag, or an id (at least 4 hex characters); `zenith snapshot list` shows them"
+    )]
     NoSuchSnapshot(String),
 
     #[error("{query:?} matches several snapshots: {candidates}; use a longer id")]

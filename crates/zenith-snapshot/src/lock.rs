@@ -180,7 +180,8 @@ fn find_conflict(backend: &LocalBackend, ours: &str, exclusive: bool) -> Result<
             continue;
         }
         let Some(info) = info else {
-            // A lock being written right now reads as empty; treat it as held.
+            // Locks are written atomically, so an unreadable one is damaged, not in progress;
+            // `repo unlock` removes it.
             continue;
         };
         if info.is_stale(now) {

@@ -66,6 +66,15 @@ pub struct PackWriter {
 }
 
 impl PackWriter {
+    /// A writer that fills `buf` (cleared first), to reuse the memory of a stored pack.
+    pub fn with_buffer(mut buf: Vec<u8>) -> PackWriter {
+        buf.clear();
+        PackWriter {
+            buf,
+            entries: Vec::new(),
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.buf.len()
     }
@@ -98,7 +107,13 @@ impl PackWriter {
         cipher: &Cipher,
     ) -> Result<u32> {
         let compressed = match compressor {
-            Some(c) => Some(c.compress(plaintext)?),
+            Some(c) => {
+                if worth_compressing(c, plaintext)? {
+                    Some(c.compress(plaintext)?)
+                } else {
+                    None
+                }
+            }
             None => None,
         };
         let (body, is_compressed) = match &compressed {
@@ -130,6 +145,19 @@ impl PackWriter {
         let id = Id::hash(&self.buf);
         Ok((id, self.buf, self.entries))
     }
+}
+
+/// Bytes of a blob tried first to judge whether compressing the whole is worth it.
+const SAMPLE: usize = 4096;
+
+/// Compress a sample first: already-compressed or random data (media, archives, encrypted
+/// files) skips the full attempt, which would cost time and save nothing.
+fn worth_compressing(c: &mut zstd::bulk::Compressor<'_>, plaintext: &[u8]) -> Result<bool> {
+    if plaintext.len() < 4 * SAMPLE {
+        return Ok(true);
+    }
+    let sample = c.compress(&plaintext[..SAMPLE])?;
+    Ok(sample.len() < SAMPLE * 97 / 100)
 }
 
 /// Parse the header from the tail of a pack (`tail` ends at the end of the pack file and

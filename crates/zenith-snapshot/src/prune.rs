@@ -238,8 +238,8 @@ pub fn prune_locked(repo: &Repository, opts: &PruneOptions, progress: &dyn Progr
 }
 
 /// Rebuild the index from the pack headers alone (after index files were lost or damaged).
-pub fn rebuild_index(repo: &Repository, progress: &dyn Progress) -> Result<usize> {
-    let _lock = Lock::acquire(repo.backend(), true, "repo rebuild-index", Duration::ZERO)?;
+pub fn rebuild_index(repo: &Repository, lock_wait: Duration, progress: &dyn Progress) -> Result<usize> {
+    let _lock = Lock::acquire(repo.backend(), true, "repo rebuild-index", lock_wait)?;
     let listed = repo.backend().list(FileKind::Pack)?;
     progress.start("reading pack headers", Some(listed.len() as u64));
     let mut packs = Vec::new();

@@ -94,7 +94,7 @@ pub fn restore(
         (None, Some(b)) => PathBuf::from(b),
         (None, None) => {
             return Err(Error::InvalidInput(format!(
-                "snapshot {} holds {} paths; choose where to put them with --target DIR",
+                "snapshot {} holds {} path(s) that are not one directory; choose where to put them with --target DIR",
                 snapshot.id.short(),
                 snapshot.paths.len()
             )));
@@ -135,14 +135,7 @@ pub fn restore(
     }
     let _lock = Lock::acquire(repo.backend(), false, "snapshot restore", opts.lock_wait)?;
 
-    let parent = target.parent().unwrap_or(Path::new("/"));
-    fs_err::create_dir_all(parent)?;
-    let staging = parent.join(format!(
-        ".{}.zenith-restore-{}",
-        target.file_name().unwrap_or_default().to_string_lossy(),
-        Id::random().short()
-    ));
-    fs_err::create_dir(&staging)?;
+    let staging = make_staging(&target)?;
     let result = (|| -> Result<()> {
         let mut r = Restorer {
             repo,
@@ -156,6 +149,12 @@ pub fn restore(
             total: 0,
         };
         r.restore_tree(&tree, &staging, Path::new(""))?;
+        if !includes.is_empty() && r.report.files + r.report.dirs + r.report.others == 0 {
+            return Err(Error::PathNotInSnapshot {
+                path: opts.includes.join(", "),
+                snapshot: snapshot.id.short(),
+            });
+        }
         let jobs = std::mem::take(&mut r.jobs);
         progress.start("restore", Some(r.total));
         let damaged = write_contents(repo, &staging, &jobs, opts.threads, progress);
@@ -174,11 +173,83 @@ pub fn restore(
         return Err(e);
     }
     // Give the staging directory the snapshot directory's own mode and times before the swap.
-    if let (Some(_), [root]) = (&base, root_tree.nodes.as_slice()) {
+    let inside = staging.parent() == Some(target.as_path());
+    if let (Some(_), [root], false) = (&base, root_tree.nodes.as_slice(), inside) {
         set_meta(&staging, root, &mut report.warnings);
     }
-    swap_in(&staging, &target, &includes)?;
+    if staging.parent() == Some(target.as_path()) {
+        swap_within(&staging, &target, &includes)?;
+        if let (Some(_), [root]) = (&base, root_tree.nodes.as_slice()) {
+            set_meta(&target, root, &mut report.warnings);
+        }
+    } else {
+        swap_in(&staging, &target, &includes)?;
+    }
     Ok(report)
+}
+
+/// Where to build the restore: beside the target, so one rename swaps it in; or, when the
+/// target is a mount point (a volume) or its parent is not writable, inside the target.
+fn make_staging(target: &Path) -> Result<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let name = target.file_name().unwrap_or_default().to_string_lossy().into_owned();
+    let tag = Id::random().short();
+    let parent = target.parent().unwrap_or(Path::new("/"));
+    let is_mount = match (std::fs::metadata(target), std::fs::metadata(parent)) {
+        (Ok(t), Ok(p)) => t.dev() != p.dev() || t.ino() == p.ino(),
+        _ => false,
+    };
+    if !is_mount {
+        fs_err::create_dir_all(parent)?;
+        let beside = parent.join(format!(".{name}.zenith-restore-{tag}"));
+        match std::fs::create_dir(&beside) {
+            Ok(()) => return Ok(beside),
+            Err(e) if !target.is_dir() => return Err(Error::io_at(&beside, e)),
+            Err(_) => {}
+        }
+    }
+    let inside = target.join(format!(".zenith-restore-{tag}"));
+    fs_err::create_dir(&inside)?;
+    Ok(inside)
+}
+
+/// Swap in a restore staged inside the target (a mount point): move the old entries aside,
+/// move the new ones in, then delete the old. Not one atomic step, but at every instant both
+/// complete sets exist on disk, and the pre-restore snapshot holds the old one too.
+fn swap_within(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()> {
+    if !includes.is_empty() {
+        for inc in includes {
+            let rel = Path::new(OsStr::from_bytes(inc));
+            let from = staging.join(rel);
+            if std::fs::symlink_metadata(&from).is_err() {
+                continue;
+            }
+            let to = target.join(rel);
+            if let Some(p) = to.parent() {
+                fs_err::create_dir_all(p)?;
+            }
+            exchange_or_rename(&from, &to)?;
+        }
+        fs_err::remove_dir_all(staging).or_else(ignore_missing)?;
+        return Ok(());
+    }
+    let staging_name = staging.file_name().unwrap_or_default().to_owned();
+    let old = target.join(format!(".zenith-old-{}", Id::random().short()));
+    fs_err::create_dir(&old)?;
+    for e in fs_err::read_dir(target)? {
+        let name = e?.file_name();
+        if name == staging_name || old.file_name() == Some(name.as_os_str()) {
+            continue;
+        }
+        fs_err::rename(target.join(&name), old.join(&name))?;
+    }
+    for e in fs_err::read_dir(staging)? {
+        let name = e?.file_name();
+        fs_err::rename(staging.join(&name), target.join(&name))?;
+    }
+    fs_err::remove_dir(staging)?;
+    fs_err::remove_dir_all(&old)?;
+    Ok(())
 }
 
 fn normalize_includes(includes: &[String], base: Option<&str>) -> Vec<Vec<u8>> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 
-use crate::backend::{FileKind, LocalBackend, write_atomic};
+use crate::backend::{FileKind, LocalBackend, sync_dir, sync_file, write_atomic_unsynced};
 use crate::crypto::Cipher;
 use crate::error::{Error, Result};
 use crate::id::{Id, IdMap};
@@ -47,10 +47,14 @@ struct Shared {
     blobs_added: AtomicU64,
     bytes_added: AtomicU64,
     bytes_stored: AtomicU64,
+    /// Buffers of stored packs, handed back to the workers so memory is reused, not regrown.
+    spare: Mutex<Vec<Vec<u8>>>,
 }
 
 struct Pending {
     packs: Vec<IndexPack>,
+    /// Packs written but not yet synced; synced before an index names them.
+    unsynced: Vec<std::path::PathBuf>,
     last_flush: Instant,
     index_files: Vec<String>,
 }
@@ -68,8 +72,13 @@ pub struct SaveStats {
 pub struct BlobSaver {
     tx: Option<Sender<Job>>,
     workers: Vec<JoinHandle<Result<()>>>,
+    /// Writes finished packs, so compression never waits for the disk.
+    writer: Option<JoinHandle<Result<()>>>,
     shared: Arc<Shared>,
 }
+
+/// A finished pack on its way to disk.
+type FinishedPack = (Id, Vec<u8>, Vec<PackEntry>);
 
 impl BlobSaver {
     pub fn new(repo: &Repository, threads: usize) -> BlobSaver {
@@ -80,25 +89,39 @@ impl BlobSaver {
             pack_size: repo.config().pack_size as usize,
             pending: Mutex::new(Pending {
                 packs: Vec::new(),
+                unsynced: Vec::new(),
                 last_flush: Instant::now(),
                 index_files: Vec::new(),
             }),
             blobs_added: AtomicU64::new(0),
             bytes_added: AtomicU64::new(0),
             bytes_stored: AtomicU64::new(0),
+            spare: Mutex::new(Vec::new()),
         });
         let threads = threads.max(1);
         let (tx, rx) = bounded::<Job>(threads * 16);
+        // A rendezvous: a worker hands over a finished pack only when the writer is free, so
+        // a slow disk holds at most one pack beyond those being filled.
+        let (ptx, prx) = bounded::<FinishedPack>(0);
         let workers = (0..threads)
             .map(|_| {
                 let rx = rx.clone();
+                let ptx = ptx.clone();
                 let shared = shared.clone();
-                std::thread::spawn(move || worker(rx, shared))
+                std::thread::spawn(move || worker(rx, ptx, shared))
             })
             .collect();
+        let writer_shared = shared.clone();
+        let writer = std::thread::spawn(move || {
+            for (id, bytes, entries) in prx {
+                store_pack(&writer_shared, id, bytes, entries)?;
+            }
+            Ok(())
+        });
         BlobSaver {
             tx: Some(tx),
             workers,
+            writer: Some(writer),
             shared,
         }
     }
@@ -140,7 +163,8 @@ impl BlobSaver {
     pub fn finish(mut self) -> Result<SaveStats> {
         drop(self.tx.take());
         let mut first_err = None;
-        for w in self.workers.drain(..) {
+        let writer = self.writer.take();
+        for w in self.workers.drain(..).chain(writer) {
             match w.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
@@ -170,14 +194,15 @@ impl BlobSaver {
 impl Drop for BlobSaver {
     fn drop(&mut self) {
         drop(self.tx.take());
-        for w in self.workers.drain(..) {
+        let writer = self.writer.take();
+        for w in self.workers.drain(..).chain(writer) {
             let _ = w.join();
         }
         let _ = flush_index(&self.shared, true);
     }
 }
 
-fn worker(rx: Receiver<Job>, shared: Arc<Shared>) -> Result<()> {
+fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -> Result<()> {
     let mut compressor = if shared.compression > 0 {
         Some(zstd::bulk::Compressor::new(shared.compression)?)
     } else {
@@ -214,29 +239,43 @@ fn worker(rx: Receiver<Job>, shared: Arc<Shared>) -> Result<()> {
         shared.bytes_added.fetch_add(raw, Ordering::Relaxed);
         shared.bytes_stored.fetch_add(stored, Ordering::Relaxed);
         if pack.len() >= shared.pack_size {
-            let full = std::mem::take(pack);
-            store_pack(&shared, full)?;
+            let spare = shared.spare.lock().expect("spare lock").pop().unwrap_or_default();
+            let full = std::mem::replace(pack, PackWriter::with_buffer(spare));
+            send_pack(&packs, full.finish(&shared.cipher)?)?;
         }
     }
     for pack in [data_pack, tree_pack] {
         if !pack.is_empty() {
-            store_pack(&shared, pack)?;
+            send_pack(&packs, pack.finish(&shared.cipher)?)?;
         }
     }
     Ok(())
 }
 
-fn store_pack(shared: &Shared, pack: PackWriter) -> Result<()> {
-    let (id, bytes, entries) = pack.finish(&shared.cipher)?;
-    let name = id.to_hex();
-    write_atomic(&shared.backend.path(FileKind::Pack, &name), &bytes)?;
+fn send_pack(packs: &Sender<FinishedPack>, pack: FinishedPack) -> Result<()> {
+    packs
+        .send(pack)
+        .map_err(|_| Error::corrupt("pack writer", "stopped early; see the error that follows"))
+}
+
+fn store_pack(shared: &Shared, id: Id, bytes: Vec<u8>, entries: Vec<PackEntry>) -> Result<()> {
+    let path = shared.backend.path(FileKind::Pack, &id.to_hex());
+    write_atomic_unsynced(&path, &bytes)?;
+    let size = bytes.len() as u64;
+    {
+        let mut spare = shared.spare.lock().expect("spare lock");
+        if spare.len() < 2 {
+            spare.push(bytes);
+        }
+    }
     {
         let mut pending = shared.pending.lock().expect("index lock");
         pending.packs.push(IndexPack {
             id,
-            size: bytes.len() as u64,
+            size,
             blobs: entries,
         });
+        pending.unsynced.push(path);
     }
     flush_index(shared, false)
 }
@@ -247,6 +286,17 @@ fn flush_index(shared: &Shared, force: bool) -> Result<()> {
     let due = pending.packs.len() >= INDEX_FLUSH_PACKS || pending.last_flush.elapsed() >= INDEX_FLUSH_EVERY;
     if pending.packs.is_empty() || !(force || due) {
         return Ok(());
+    }
+    // Packs reach the disk before the index that names them.
+    let mut dirs = std::collections::BTreeSet::new();
+    for p in pending.unsynced.drain(..) {
+        sync_file(&p)?;
+        if let Some(d) = p.parent() {
+            dirs.insert(d.to_path_buf());
+        }
+    }
+    for d in dirs {
+        sync_dir(&d)?;
     }
     let file = IndexFile {
         packs: std::mem::take(&mut pending.packs),
@@ -263,6 +313,19 @@ pub fn write_index_file(backend: &LocalBackend, cipher: &Cipher, file: &IndexFil
     let name = Id::hash(&bytes).to_hex();
     backend.write(FileKind::Index, &name, &bytes)?;
     Ok(name)
+}
+
+/// Index the packs a killed writer left unindexed, so this run may reuse their blobs; returns
+/// them (already written to a new index file).
+pub fn adopt_unindexed_packs(repo: &Repository, known: &crate::index::Index) -> Result<Vec<IndexPack>> {
+    let recovered = recover_unindexed_packs(repo, known)?;
+    if !recovered.is_empty() {
+        let file = IndexFile {
+            packs: recovered.clone(),
+        };
+        write_index_file(repo.backend(), repo.cipher(), &file)?;
+    }
+    Ok(recovered)
 }
 
 /// Packs on disk that no index names (left by a writer killed before it indexed them): read

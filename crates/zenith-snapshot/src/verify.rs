@@ -157,9 +157,13 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
         .map(|l| (l.name, l.size))
         .collect();
     rep.packs = index.pack_count();
+    let mut missing_packs = IdSet::default();
     for (_, id, size) in index.packs() {
         match on_disk.get(&id.to_hex()) {
-            None => err(&mut rep, format!("pack {id}"), "named by the index but missing".into()),
+            None => {
+                missing_packs.insert(*id);
+                err(&mut rep, format!("pack {id}"), "named by the index but missing".into())
+            }
             Some(s) if *s != size => err(
                 &mut rep,
                 format!("pack {id}"),
@@ -196,6 +200,11 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
 
     // Walk every tree once; record missing blobs and unreadable trees.
     let mut bad_blobs: IdMap<String> = IdMap::default();
+    for (id, loc) in index.blobs() {
+        if missing_packs.contains(index.pack_id(loc.pack)) {
+            bad_blobs.insert(*id, format!("its pack {} is missing", index.pack_id(loc.pack).short()));
+        }
+    }
     let mut seen_trees = IdSet::default();
     for s in &snapshots {
         let mut stack = vec![s.tree];
@@ -211,6 +220,9 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
                             stack.push(sub);
                         }
                         for id in &n.content {
+                            if bad_blobs.contains_key(id) {
+                                continue;
+                            }
                             match index.get(id) {
                                 Some(l) if l.kind == BlobKind::Data => {}
                                 _ => {

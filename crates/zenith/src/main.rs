@@ -17,7 +17,7 @@ use crate::repo_open::RepoArgs;
 /// zenith keeps running services safe across change: encrypted, deduplicated snapshots of
 /// their state, with retention, verification and restore.
 #[derive(Parser, Debug)]
-#[command(name = "zenith", version, about, max_term_width = 100)]
+#[command(name = "zenith", version, max_term_width = 100)]
 struct Cli {
     #[command(flatten)]
     repo: RepoArgs,
@@ -34,6 +34,24 @@ struct Cli {
     command: Command,
 }
 
+/// `zenith … | head` closes stdout early; end quietly as other Unix tools do instead of
+/// printing a panic.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or_default();
+        if msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Create and manage repositories and their keys.
@@ -48,6 +66,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

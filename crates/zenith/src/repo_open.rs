@@ -3,7 +3,6 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use zenith_snapshot::Repository;
 use zenith_snapshot::crypto::{KdfParams, Password};
 
@@ -64,17 +63,18 @@ impl RepoArgs {
 
 /// The password from a variable, a file, or the terminal (asked twice when `confirm`).
 pub fn password(var: &str, file: Option<&std::path::Path>, prompt: &str, confirm: bool) -> anyhow::Result<Password> {
-    if let Some(p) = env::var(var) {
-        return Ok(Password::new(p));
-    }
+    // A password file wins over the variable, so `--password-file` overrides the environment.
     if let Some(f) = file {
-        let text =
-            std::fs::read_to_string(f).with_context(|| format!("cannot read the password file {}", f.display()))?;
+        let text = std::fs::read_to_string(f)
+            .map_err(|e| usage(format!("cannot read the password file {}: {e}", f.display())))?;
         let line = text.lines().next().unwrap_or_default().to_string();
         if line.is_empty() {
             return Err(usage(format!("the password file {} is empty", f.display())));
         }
         return Ok(Password::new(line));
+    }
+    if let Some(p) = env::var(var) {
+        return Ok(Password::new(p));
     }
     if !std::io::stdin().is_terminal() {
         return Err(usage(format!(

@@ -84,9 +84,6 @@ pub fn print_report(r: &CreateReport, out: Out) -> anyhow::Result<()> {
         }))?;
         return Ok(());
     }
-    for w in &r.warnings {
-        eprintln!("warning: {w}");
-    }
     println!("snapshot {} saved", s.id.short());
     println!(
         "  files: {} ({} new, {} changed, {} unchanged), dirs: {}",
@@ -101,7 +98,7 @@ pub fn print_report(r: &CreateReport, out: Out) -> anyhow::Result<()> {
     println!("  took {:.2}s", m.duration_secs);
     if !r.warnings.is_empty() {
         out.note(format!(
-            "{} paths could not be read and are not in the snapshot",
+            "{} warnings (above): those paths are missing from the snapshot or were changing",
             r.warnings.len()
         ));
     }

@@ -92,7 +92,13 @@ impl ForgetArgs {
             tags: self
                 .keep_tag
                 .iter()
-                .map(|t| t.split(',').filter(|s| !s.is_empty()).map(String::from).collect())
+                .map(|t| {
+                    t.split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(String::from)
+                        .collect::<Vec<_>>()
+                })
+                .filter(|set| !set.is_empty())
                 .collect(),
         }
     }

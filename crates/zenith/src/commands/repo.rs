@@ -19,12 +19,15 @@ pub enum RepoCommand {
     /// Create a repository.
     Init {
         /// zstd level for new data, 0 to store it uncompressed.
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 1)]
         compression: i32,
         /// Cut and name data as this other repository does, so `snapshot copy` between the
         /// two moves blobs without re-chunking (its password: ZENITH_OTHER_PASSWORD, or the same).
         #[arg(long, value_name = "REPO")]
         copy_chunker_params: Option<PathBuf>,
+        /// Target size of pack files in MiB (1–1024). Larger packs mean fewer files.
+        #[arg(long, default_value_t = 16, value_name = "MIB")]
+        pack_size: u32,
     },
     /// Manage the keys (passwords) that open the repository.
     #[command(subcommand)]
@@ -56,7 +59,11 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
         RepoCommand::Init {
             compression,
             copy_chunker_params,
+            pack_size,
         } => {
+            if !(1..=1024).contains(&pack_size) {
+                return Err(crate::exit::usage("--pack-size takes 1 to 1024 (MiB)").into());
+            }
             let path = args.path()?;
             let pw = password(
                 env::ZENITH_PASSWORD,
@@ -79,9 +86,9 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
             };
             let opts = InitOptions {
                 compression,
+                pack_size: pack_size << 20,
                 kdf: kdf(),
                 chunker: ChunkerParams::default(),
-                ..Default::default()
             };
             let repo = Repository::init(&path, &pw, &opts, other.as_ref())?;
             if out.json() {
@@ -124,7 +131,7 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
                 KeyCommand::Passwd => {
                     let new = new_password()?;
                     let id = repo.change_password(&new, kdf())?;
-                    report_key(out, "password changed; new key", &id)?;
+                    report_key(out, "password changed; new", &id)?;
                 }
             }
         }
@@ -148,7 +155,7 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
         RepoCommand::RebuildIndex => {
             let repo = args.open()?;
             let bar = out.progress();
-            let n = zenith_snapshot::prune::rebuild_index(&repo, &bar)?;
+            let n = zenith_snapshot::prune::rebuild_index(&repo, args.retry_lock, &bar)?;
             if out.json() {
                 out.print_json(&json!({"packs": n}))?;
             } else {

@@ -47,7 +47,8 @@ pub enum StateCommand {
 }
 
 fn state_dir() -> PathBuf {
-    PathBuf::from(env::var(env::STATE_DIRECTORY).unwrap_or_else(|| DEFAULT_STATE_DIRECTORY.into()))
+    let raw = PathBuf::from(env::var(env::STATE_DIRECTORY).unwrap_or_else(|| DEFAULT_STATE_DIRECTORY.into()));
+    zenith_snapshot::archiver::normalize_path(&raw).unwrap_or(raw)
 }
 
 /// The repository: --repo / ZENITH_REPO, or `<STATE_DIRECTORY>.snapshots` beside the state.
@@ -80,12 +81,16 @@ fn open(args: &RepoArgs, create_if_missing: bool) -> anyhow::Result<Repository> 
     Ok(Repository::open(&path, &pw)?)
 }
 
+/// The state snapshots of this directory (pre-restore safety copies are not among them: they
+/// neither count for retention nor are restored by `latest`).
 fn state_snapshots(repo: &Repository) -> anyhow::Result<Vec<Snapshot>> {
-    let dir = std::path::absolute(state_dir())?.to_string_lossy().into_owned();
+    let dir = zenith_snapshot::archiver::normalize_path(&state_dir())?
+        .to_string_lossy()
+        .into_owned();
     Ok(repo
         .snapshots()?
         .into_iter()
-        .filter(|s| s.kind.as_deref() == Some(STATE_TYPE) && s.paths == [dir.clone()])
+        .filter(|s| s.kind.as_deref() == Some(STATE_TYPE) && s.paths == [dir.clone()] && !s.has_tag("pre-restore"))
         .collect())
 }
 
