@@ -187,6 +187,16 @@ pub fn parse_header(tail: &[u8], pack_len: u64, cipher: &Cipher, name: &str) -> 
 /// How many bytes at the end of a pack to read to be likely to get the whole header at once.
 pub const HEADER_GUESS: usize = 64 * 1024;
 
+/// Names a blob in error messages (formatted only when an error happens).
+struct BlobName<'a>(BlobKind, &'a Id);
+
+impl std::fmt::Display for BlobName<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.0 == BlobKind::Data { "data" } else { "tree" };
+        write!(f, "{kind} blob {}", self.1)
+    }
+}
+
 /// Open a sealed blob and return its plaintext, checked against its id.
 pub fn open_blob(
     sealed: &[u8],
@@ -197,25 +207,40 @@ pub fn open_blob(
     cipher: &Cipher,
     key: &crate::crypto::MasterKey,
 ) -> Result<Vec<u8>> {
-    let what = format!(
-        "{} blob {id}",
-        if entry_kind == BlobKind::Data { "data" } else { "tree" }
-    );
+    open_blob_with(sealed, entry_kind, id, compressed, raw_len, cipher, key, None)
+}
+
+/// [`open_blob`] with a reusable decompression context.
+#[allow(clippy::too_many_arguments)]
+pub fn open_blob_with(
+    sealed: &[u8],
+    entry_kind: BlobKind,
+    id: &Id,
+    compressed: bool,
+    raw_len: u32,
+    cipher: &Cipher,
+    key: &crate::crypto::MasterKey,
+    dctx: Option<&mut zstd::bulk::Decompressor<'_>>,
+) -> Result<Vec<u8>> {
+    let what = BlobName(entry_kind, id);
     let body = cipher.open(sealed, &blob_aad(entry_kind, id), &what)?;
     let plain = if compressed {
-        zstd::bulk::decompress(&body, raw_len as usize)
-            .map_err(|e| Error::corrupt(&what, format!("cannot decompress: {e}")))?
+        let result = match dctx {
+            Some(d) => d.decompress(&body, raw_len as usize),
+            None => zstd::bulk::decompress(&body, raw_len as usize),
+        };
+        result.map_err(|e| Error::corrupt(what.to_string(), format!("cannot decompress: {e}")))?
     } else {
         body
     };
     if plain.len() != raw_len as usize {
         return Err(Error::corrupt(
-            &what,
+            what.to_string(),
             format!("{} bytes, index says {raw_len}", plain.len()),
         ));
     }
     if key.blob_id(&plain) != *id {
-        return Err(Error::corrupt(&what, "contents do not match the id"));
+        return Err(Error::corrupt(what.to_string(), "contents do not match the id"));
     }
     Ok(plain)
 }

@@ -320,13 +320,81 @@ impl Repository {
         pack::open_blob(&sealed, kind, id, loc.compressed, loc.raw_len, &self.cipher, &self.key)
     }
 
+    /// A reader for many blobs in a row: it keeps pack files open and reuses its
+    /// decompression context. One per thread.
+    pub fn blob_reader(&self) -> Result<BlobReader<'_>> {
+        Ok(BlobReader {
+            repo: self,
+            index: self.index()?,
+            open: Vec::new(),
+            dctx: zstd::bulk::Decompressor::new()?,
+        })
+    }
+
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
         let bytes = self.read_blob(BlobKind::Tree, id)?;
         Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))
     }
 
     // ---- snapshots ----
+}
 
+/// Reads blobs with a few pack files kept open (see [`Repository::blob_reader`]).
+pub struct BlobReader<'r> {
+    repo: &'r Repository,
+    index: Arc<Index>,
+    /// Recently used packs, most recent last.
+    open: Vec<(u32, std::fs::File)>,
+    dctx: zstd::bulk::Decompressor<'static>,
+}
+
+impl BlobReader<'_> {
+    const OPEN_PACKS: usize = 8;
+
+    /// The plaintext of a blob, authenticated and checked against its id.
+    pub fn read(&mut self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
+        use std::os::unix::fs::FileExt;
+        let loc = *self
+            .index
+            .get(id)
+            .filter(|l| l.kind == kind)
+            .ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })?;
+        let pos = match self.open.iter().position(|(p, _)| *p == loc.pack) {
+            Some(pos) => pos,
+            None => {
+                let path = self.repo.pack_path(self.index.pack_id(loc.pack));
+                let f = std::fs::File::open(&path).map_err(|e| Error::io_at(&path, e))?;
+                if self.open.len() == Self::OPEN_PACKS {
+                    self.open.remove(0);
+                }
+                self.open.push((loc.pack, f));
+                self.open.len() - 1
+            }
+        };
+        let mut sealed = vec![0u8; loc.length as usize];
+        self.open[pos]
+            .1
+            .read_exact_at(&mut sealed, u64::from(loc.offset))
+            .map_err(|e| {
+                Error::corrupt(
+                    format!("pack {}", self.index.pack_id(loc.pack)),
+                    format!("cannot read {} bytes at offset {}: {e}", loc.length, loc.offset),
+                )
+            })?;
+        pack::open_blob_with(
+            &sealed,
+            kind,
+            id,
+            loc.compressed,
+            loc.raw_len,
+            &self.repo.cipher,
+            &self.repo.key,
+            Some(&mut self.dctx),
+        )
+    }
+}
+
+impl Repository {
     /// Every snapshot, oldest first.
     pub fn snapshots(&self) -> Result<Vec<Snapshot>> {
         let mut out = Vec::new();

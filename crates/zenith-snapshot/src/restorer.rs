@@ -63,8 +63,13 @@ pub struct RestoreReport {
 /// One file's contents to write.
 struct FileJob {
     path: PathBuf,
+    rel: PathBuf,
+    node: Node,
     /// (offset, chunk id, length).
     chunks: Vec<(u64, Id, u32)>,
+    /// Created during the walk because several workers write parts of it; its metadata is
+    /// set at the end, by path. Other files are created, written and finished by one worker.
+    shared: bool,
 }
 
 /// Pieces of work for the writer threads: up to this many chunks of one file.
@@ -144,6 +149,7 @@ pub fn restore(
             dir_meta: Vec::new(),
             file_meta: Vec::new(),
             hardlinks: HashMap::new(),
+            links: Vec::new(),
             report: &mut report,
             includes: &includes,
             total: 0,
@@ -157,12 +163,13 @@ pub fn restore(
         }
         let jobs = std::mem::take(&mut r.jobs);
         progress.start("restore", Some(r.total));
-        let damaged = write_contents(repo, &staging, &jobs, opts.threads, progress);
+        let (damaged, warnings) = write_contents(repo, &jobs, opts.threads, progress)?;
         progress.finish();
         r.report.damaged.extend(damaged);
-        r.apply_metadata(&staging);
+        r.report.warnings.extend(warnings);
+        r.finish(&jobs);
         if opts.verify {
-            let (checked, bad) = verify_restored(repo, &staging, &jobs);
+            let (checked, bad) = verify_restored(repo, &jobs);
             r.report.verified_files = Some(checked);
             r.report.damaged.extend(bad);
         }
@@ -334,6 +341,8 @@ struct Restorer<'a> {
     dir_meta: Vec<(PathBuf, Node)>,
     file_meta: Vec<(PathBuf, Node)>,
     hardlinks: HashMap<(u64, u64), PathBuf>,
+    /// Hard links to make once their first name has been written: (existing, new).
+    links: Vec<(PathBuf, PathBuf)>,
     report: &'a mut RestoreReport,
     includes: &'a [Vec<u8>],
     total: u64,
@@ -406,19 +415,11 @@ impl Restorer<'_> {
         self.report.files += 1;
         if node.links > 1 {
             if let Some(first) = self.hardlinks.get(&(node.device, node.inode)) {
-                fs_err::hard_link(first, path)?;
+                self.links.push((first.clone(), path.to_path_buf()));
                 return Ok(());
             }
             self.hardlinks.insert((node.device, node.inode), path.to_path_buf());
         }
-        let file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
-            .map_err(|e| Error::io_at(path, e))?;
-        file.set_len(node.size).map_err(|e| Error::io_at(path, e))?;
         self.report.bytes += node.size;
         let index = self.repo.index()?;
         let mut chunks = Vec::with_capacity(node.content.len());
@@ -438,33 +439,92 @@ impl Restorer<'_> {
                     self.report
                         .damaged
                         .push(format!("{}: chunk {id} is missing from the repository", rel.display()));
-                    return Ok(());
+                    break 'regions;
                 };
                 chunks.push((off, *id, loc.raw_len));
                 off += u64::from(loc.raw_len);
             }
         }
         self.total += chunks.iter().map(|c| u64::from(c.2)).sum::<u64>();
+        let shared = chunks.len() > SEGMENT_CHUNKS;
+        if shared {
+            create_file(path)?
+                .set_len(node.size)
+                .map_err(|e| Error::io_at(path, e))?;
+        }
         self.jobs.push(FileJob {
-            path: rel.to_path_buf(),
+            path: path.to_path_buf(),
+            rel: rel.to_path_buf(),
+            node: node.clone(),
             chunks,
+            shared,
         });
-        self.file_meta.push((path.to_path_buf(), node.clone()));
         Ok(())
     }
 
-    fn apply_metadata(&mut self, _staging: &Path) {
+    /// After the contents: hard links, then the metadata nobody set yet (shared files,
+    /// symlinks and special files, then directories, children first so a read-only directory
+    /// is made read-only last).
+    fn finish(&mut self, jobs: &[FileJob]) {
         let mut warnings = Vec::new();
+        for (first, path) in &self.links {
+            if let Err(e) = std::fs::hard_link(first, path) {
+                warnings.push(format!("{}: cannot link to {}: {e}", path.display(), first.display()));
+            }
+        }
+        for j in jobs.iter().filter(|j| j.shared) {
+            set_meta(&j.path, &j.node, &mut warnings);
+        }
         for (path, node) in &self.file_meta {
             set_meta(path, node, &mut warnings);
         }
-        // Children before parents, so a read-only directory is made read-only last.
         for (path, node) in self.dir_meta.iter().rev() {
             set_meta(path, node, &mut warnings);
         }
         self.report.warnings.extend(warnings);
         self.progress.finish();
     }
+}
+
+fn create_file(path: &Path) -> Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| Error::io_at(path, e))
+}
+
+/// Owner, xattrs, mode and times through an open file (no path lookups).
+fn set_meta_fd(file: &std::fs::File, path: &Path, node: &Node, warnings: &mut Vec<String>) {
+    use rustix::fs::{Gid, Uid, fchown};
+    use xattr::FileExt as _;
+    if rustix::process::geteuid().is_root() {
+        let _ = fchown(file, Some(Uid::from_raw(node.uid)), Some(Gid::from_raw(node.gid)));
+    }
+    for x in &node.xattrs {
+        if let Err(e) = file.set_xattr(OsStr::from_bytes(&x.name), &x.value) {
+            warnings.push(format!(
+                "{}: xattr {}: {e}",
+                path.display(),
+                String::from_utf8_lossy(&x.name)
+            ));
+        }
+    }
+    if let Err(e) = file.set_permissions(std::fs::Permissions::from_mode(node.mode)) {
+        warnings.push(format!("{}: mode: {e}", path.display()));
+    }
+    if let Err(e) = filetime::set_file_handle_times(file, None, Some(mtime_of(node))) {
+        warnings.push(format!("{}: times: {e}", path.display()));
+    }
+}
+
+fn mtime_of(node: &Node) -> filetime::FileTime {
+    filetime::FileTime::from_unix_time(
+        node.mtime_ns.div_euclid(1_000_000_000),
+        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
+    )
 }
 
 /// Owner, xattrs, mode and times of one restored entry (in that order: chown clears setuid).
@@ -493,109 +553,163 @@ fn set_meta(path: &Path, node: &Node, warnings: &mut Vec<String>) {
     {
         warnings.push(format!("{}: mode: {e}", path.display()));
     }
-    let mtime = filetime::FileTime::from_unix_time(
-        node.mtime_ns.div_euclid(1_000_000_000),
-        node.mtime_ns.rem_euclid(1_000_000_000) as u32,
-    );
+    let mtime = mtime_of(node);
     if let Err(e) = filetime::set_symlink_file_times(path, mtime, mtime) {
         warnings.push(format!("{}: times: {e}", path.display()));
     }
 }
 
-/// Write every file's chunks with `threads` workers; returns descriptions of damaged files.
+/// A piece of work for a writer thread.
+#[derive(Clone, Copy)]
+enum Unit {
+    /// Create, write and finish a whole file.
+    Whole(usize),
+    /// Write chunks `from..to` of a shared file.
+    Part(usize, usize, usize),
+}
+
+/// Write every file's contents with `threads` workers; returns the damaged files and warnings.
 fn write_contents(
     repo: &Repository,
-    root: &Path,
     jobs: &[FileJob],
     threads: usize,
     progress: &dyn Progress,
-) -> Vec<String> {
-    let segments: Vec<(usize, usize, usize)> = jobs
+) -> Result<(Vec<String>, Vec<String>)> {
+    let units: Vec<Unit> = jobs
         .iter()
         .enumerate()
         .flat_map(|(i, j)| {
-            (0..j.chunks.len())
-                .step_by(SEGMENT_CHUNKS)
-                .map(move |s| (i, s, (s + SEGMENT_CHUNKS).min(j.chunks.len())))
+            let parts: Vec<Unit> = if j.shared {
+                (0..j.chunks.len())
+                    .step_by(SEGMENT_CHUNKS)
+                    .map(|s| Unit::Part(i, s, (s + SEGMENT_CHUNKS).min(j.chunks.len())))
+                    .collect()
+            } else {
+                vec![Unit::Whole(i)]
+            };
+            parts
         })
         .collect();
     let next = AtomicUsize::new(0);
     let damaged = Mutex::new(Vec::new());
+    let warnings = Mutex::new(Vec::new());
     let threads = if threads == 0 {
         std::thread::available_parallelism().map_or(2, |n| n.get())
     } else {
         threads
     };
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(&(job, from, to)) = segments.get(i) else { break };
-                    let j = &jobs[job];
-                    if let Err(msg) = write_segment(repo, root, j, from, to, progress) {
-                        damaged.lock().expect("damaged list").push(msg);
+    let results: Vec<Result<()>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    let mut reader = repo.blob_reader()?;
+                    let mut warns = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(&unit) = units.get(i) else { break };
+                        let (job, from, to) = match unit {
+                            Unit::Whole(j) => (&jobs[j], 0, jobs[j].chunks.len()),
+                            Unit::Part(j, from, to) => (&jobs[j], from, to),
+                        };
+                        let outcome = write_unit(&mut reader, job, from, to, !job.shared, &mut warns, progress);
+                        if let Err(msg) = outcome {
+                            damaged.lock().expect("damaged list").push(msg);
+                        }
                     }
-                }
-            });
-        }
+                    warnings.lock().expect("warnings").extend(warns);
+                    Ok(())
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::corrupt("restore", "a writer thread panicked")))
+            })
+            .collect()
     });
+    for r in results {
+        r?;
+    }
     let mut d = damaged.into_inner().unwrap_or_default();
     d.sort();
     d.dedup();
-    d
+    Ok((d, warnings.into_inner().unwrap_or_default()))
 }
 
-fn write_segment(
-    repo: &Repository,
-    root: &Path,
+/// Write chunks `from..to` of a file; a whole (unshared) file is created here and finished
+/// (owner, mode, xattrs, times) through the same descriptor.
+fn write_unit(
+    reader: &mut crate::repo::BlobReader<'_>,
     job: &FileJob,
     from: usize,
     to: usize,
+    whole: bool,
+    warnings: &mut Vec<String>,
     progress: &dyn Progress,
 ) -> std::result::Result<(), String> {
-    let path = root.join(&job.path);
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&path)
-        .map_err(|e| format!("{}: {e}", job.path.display()))?;
+    let opened = if whole {
+        create_file(&job.path).and_then(|f| {
+            if job.node.extents.is_some() {
+                f.set_len(job.node.size).map_err(|e| Error::io_at(&job.path, e))?;
+            }
+            Ok(f)
+        })
+    } else {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&job.path)
+            .map_err(|e| Error::io_at(&job.path, e))
+    };
+    let file = opened.map_err(|e| format!("{}: {e}", job.rel.display()))?;
     let mut first_err = None;
     for (off, id, len) in &job.chunks[from..to] {
-        match repo.read_blob(BlobKind::Data, id) {
+        match reader.read(BlobKind::Data, id) {
             Ok(data) => {
                 if let Err(e) = file.write_all_at(&data, *off) {
-                    first_err.get_or_insert(format!("{}: {e}", job.path.display()));
+                    first_err.get_or_insert(format!("{}: {e}", job.rel.display()));
                 }
             }
             Err(e) => {
                 first_err.get_or_insert(format!(
                     "{}: bytes {off}..{}: {e}",
-                    job.path.display(),
+                    job.rel.display(),
                     off + u64::from(*len)
                 ));
             }
         }
         progress.inc(u64::from(*len));
     }
+    if whole {
+        // A damaged chunk leaves a hole; the file keeps its full length all the same.
+        if first_err.is_some() || job.node.extents.is_none() && written_len(&job.chunks) != job.node.size {
+            let _ = file.set_len(job.node.size);
+        }
+        set_meta_fd(&file, &job.path, &job.node, warnings);
+    }
     first_err.map_or(Ok(()), Err)
 }
 
+fn written_len(chunks: &[(u64, Id, u32)]) -> u64 {
+    chunks.last().map_or(0, |(off, _, len)| off + u64::from(*len))
+}
+
 /// Re-read restored files and compare each chunk with its id.
-fn verify_restored(repo: &Repository, root: &Path, jobs: &[FileJob]) -> (u64, Vec<String>) {
+fn verify_restored(repo: &Repository, jobs: &[FileJob]) -> (u64, Vec<String>) {
     let mut bad = Vec::new();
     let mut checked = 0;
     for j in jobs {
-        let path = root.join(&j.path);
-        let Ok(file) = std::fs::File::open(&path) else {
-            bad.push(format!("{}: unreadable after restore", j.path.display()));
+        let Ok(file) = std::fs::File::open(&j.path) else {
+            bad.push(format!("{}: unreadable after restore", j.rel.display()));
             continue;
         };
         checked += 1;
         for (off, id, len) in &j.chunks {
             let mut buf = vec![0u8; *len as usize];
             if file.read_exact_at(&mut buf, *off).is_err() || repo.key().blob_id(&buf) != *id {
-                bad.push(format!("{}: verification failed at offset {off}", j.path.display()));
+                bad.push(format!("{}: verification failed at offset {off}", j.rel.display()));
                 break;
             }
         }
