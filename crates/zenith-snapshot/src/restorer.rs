@@ -109,6 +109,14 @@ pub fn restore(
         return Err(Error::InvalidInput(format!("cannot restore onto {}", target.display())));
     }
     let includes = normalize_includes(&opts.includes, base.as_deref());
+    for (inc, given) in includes.iter().zip(&opts.includes) {
+        if !path_exists(repo, &tree, inc)? {
+            return Err(Error::PathNotInSnapshot {
+                path: given.clone(),
+                snapshot: snapshot.id.short(),
+            });
+        }
+    }
 
     let mut report = RestoreReport {
         target: target.clone(),
@@ -155,12 +163,6 @@ pub fn restore(
             total: 0,
         };
         r.restore_tree(&tree, &staging, Path::new(""))?;
-        if !includes.is_empty() && r.report.files + r.report.dirs + r.report.others == 0 {
-            return Err(Error::PathNotInSnapshot {
-                path: opts.includes.join(", "),
-                snapshot: snapshot.id.short(),
-            });
-        }
         let jobs = std::mem::take(&mut r.jobs);
         progress.start("restore", Some(r.total));
         let (damaged, warnings) = write_contents(repo, &jobs, opts.threads, progress)?;
@@ -240,9 +242,15 @@ fn swap_within(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()
         fs_err::remove_dir_all(staging).or_else(ignore_missing)?;
         return Ok(());
     }
-    let staging_name = staging.file_name().unwrap_or_default().to_owned();
     let old = target.join(format!(".zenith-old-{}", Id::random().short()));
-    fs_err::create_dir(&old)?;
+    swap_entries(staging, target, &old)
+}
+
+/// Move the entries of `target` into a new directory `old`, those of `staging` into `target`,
+/// then remove both helpers. Both complete sets exist on disk at every instant.
+fn swap_entries(staging: &Path, target: &Path, old: &Path) -> Result<()> {
+    let staging_name = staging.file_name().unwrap_or_default().to_owned();
+    fs_err::create_dir(old)?;
     for e in fs_err::read_dir(target)? {
         let name = e?.file_name();
         if name == staging_name || old.file_name() == Some(name.as_os_str()) {
@@ -255,8 +263,27 @@ fn swap_within(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()
         fs_err::rename(staging.join(&name), target.join(&name))?;
     }
     fs_err::remove_dir(staging)?;
-    fs_err::remove_dir_all(&old)?;
+    fs_err::remove_dir_all(old)?;
     Ok(())
+}
+
+/// Does `rel` (components separated by `/`) name an entry of `tree`?
+fn path_exists(repo: &Repository, tree: &Tree, rel: &[u8]) -> Result<bool> {
+    let mut current = tree.clone();
+    let mut parts = rel.split(|b| *b == b'/').filter(|p| !p.is_empty()).peekable();
+    while let Some(part) = parts.next() {
+        let Some(node) = current.nodes.iter().find(|n| n.name.as_slice() == part) else {
+            return Ok(false);
+        };
+        if parts.peek().is_none() {
+            return Ok(true);
+        }
+        match node.subtree {
+            Some(id) if node.kind == NodeKind::Dir => current = repo.load_tree(&id)?,
+            _ => return Ok(false),
+        }
+    }
+    Ok(true)
 }
 
 fn normalize_includes(includes: &[String], base: Option<&str>) -> Vec<Vec<u8>> {
@@ -294,7 +321,19 @@ fn include_state(includes: &[Vec<u8>], rel: &[u8]) -> Option<bool> {
 /// Put `staging` in place of `target` atomically (or, with includes, each included path).
 fn swap_in(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()> {
     if includes.is_empty() {
-        exchange_or_rename(staging, target)?;
+        match exchange_or_rename(staging, target) {
+            // A bind mount on the same file system cannot be renamed: move its entries instead.
+            Err(Error::IoAt { source, .. })
+                if source.raw_os_error() == Some(rustix::io::Errno::BUSY.raw_os_error()) =>
+            {
+                let old = staging.with_file_name(format!(
+                    "{}.old",
+                    staging.file_name().unwrap_or_default().to_string_lossy()
+                ));
+                return swap_entries(staging, target, &old);
+            }
+            other => other?,
+        }
         fs_err::remove_dir_all(staging).or_else(ignore_missing)?;
         return Ok(());
     }

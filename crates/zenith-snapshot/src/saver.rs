@@ -20,7 +20,7 @@ use crate::pack::{BlobKind, PackEntry, PackWriter};
 use crate::repo::Repository;
 
 /// Write an index file after this many packs, or after [`INDEX_FLUSH_EVERY`].
-const INDEX_FLUSH_PACKS: usize = 8;
+const INDEX_FLUSH_PACKS: usize = 4;
 const INDEX_FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 enum Job {
@@ -100,9 +100,9 @@ impl BlobSaver {
         });
         let threads = threads.max(1);
         let (tx, rx) = bounded::<Job>(threads * 16);
-        // A rendezvous: a worker hands over a finished pack only when the writer is free, so
-        // a slow disk holds at most one pack beyond those being filled.
-        let (ptx, prx) = bounded::<FinishedPack>(0);
+        // One finished pack may wait while the writer syncs, so a sync does not stall the
+        // workers; a slow disk holds at most two packs beyond those being filled.
+        let (ptx, prx) = bounded::<FinishedPack>(1);
         let workers = (0..threads)
             .map(|_| {
                 let rx = rx.clone();

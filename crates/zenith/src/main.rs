@@ -24,7 +24,7 @@ struct Cli {
     /// Output format of listings and reports.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     output_format: Format,
-    /// Print only errors.
+    /// No notes, warnings' summaries or progress on stderr (results still go to stdout).
     #[arg(short, long, global = true)]
     quiet: bool,
     /// Never draw progress bars.
@@ -80,10 +80,11 @@ fn main() -> ExitCode {
         quiet: cli.quiet,
         progress: !cli.no_progress,
     };
+    let repo = cli.repo.with_env();
     let result = match cli.command {
-        Command::Repo(c) => commands::repo::run(c, &cli.repo, out),
-        Command::Snapshot(c) => commands::snapshot::run(*c, &cli.repo, out),
-        Command::State(c) => commands::state::run(c, &cli.repo, out),
+        Command::Repo(c) => commands::repo::run(c, &repo, out),
+        Command::Snapshot(c) => commands::snapshot::run(*c, &repo, out),
+        Command::State(c) => commands::state::run(c, &repo, out),
     };
     match result {
         Ok(code) => ExitCode::from(code),

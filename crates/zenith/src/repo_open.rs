@@ -12,11 +12,11 @@ use crate::exit::usage;
 /// The repository options every command shares.
 #[derive(Clone, Debug, clap::Args)]
 pub struct RepoArgs {
-    /// Repository directory.
-    #[arg(short = 'r', long = "repo", env = env::ZENITH_REPO, global = true)]
+    /// Repository directory [env: ZENITH_REPO]
+    #[arg(short = 'r', long = "repo", global = true)]
     pub repo: Option<PathBuf>,
-    /// File whose first line is the password.
-    #[arg(long, env = env::ZENITH_PASSWORD_FILE, global = true, hide_env_values = true)]
+    /// File whose first line is the password [env: ZENITH_PASSWORD_FILE]
+    #[arg(long, global = true)]
     pub password_file: Option<PathBuf>,
     /// Wait this long for another process's lock (e.g. 30s, 5m).
     #[arg(long, global = true, value_parser = humantime_duration, default_value = "0s")]
@@ -37,6 +37,17 @@ pub fn humantime_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 impl RepoArgs {
+    /// Fill what the flags left open from the environment (an empty variable counts as unset).
+    pub fn with_env(mut self) -> RepoArgs {
+        if self.repo.is_none() {
+            self.repo = env::var(env::ZENITH_REPO).map(PathBuf::from);
+        }
+        if self.password_file.is_none() {
+            self.password_file = env::var(env::ZENITH_PASSWORD_FILE).map(PathBuf::from);
+        }
+        self
+    }
+
     pub fn path(&self) -> anyhow::Result<PathBuf> {
         self.repo.clone().ok_or_else(|| {
             usage(format!(
@@ -90,6 +101,18 @@ pub fn password(var: &str, file: Option<&std::path::Path>, prompt: &str, confirm
         return Err(usage("an empty password is not allowed"));
     }
     Ok(Password::new(p))
+}
+
+/// The other repository's password (the copy destination, or the source of chunker
+/// parameters): its own file or variable (the file wins), else `fallback`.
+pub fn other_password(fallback: impl FnOnce() -> anyhow::Result<Password>) -> anyhow::Result<Password> {
+    if let Some(f) = env::var(env::ZENITH_OTHER_PASSWORD_FILE) {
+        return password("", Some(std::path::Path::new(&f)), "", false);
+    }
+    if env::var(env::ZENITH_OTHER_PASSWORD).is_some() {
+        return password(env::ZENITH_OTHER_PASSWORD, None, "", false);
+    }
+    fallback()
 }
 
 /// Key derivation settings for new keys.

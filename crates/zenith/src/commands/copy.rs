@@ -10,7 +10,7 @@ use super::CmdResult;
 use crate::env;
 use crate::exit::OK;
 use crate::output::{Out, bytes};
-use crate::repo_open::{RepoArgs, password};
+use crate::repo_open::{RepoArgs, other_password, password};
 
 #[derive(Args, Debug)]
 pub struct CopyArgs {
@@ -24,19 +24,14 @@ pub struct CopyArgs {
 
 pub fn run(a: CopyArgs, args: &RepoArgs, out: Out) -> CmdResult {
     let src = args.open()?;
-    let pw = match (
-        env::var(env::ZENITH_OTHER_PASSWORD),
-        env::var(env::ZENITH_OTHER_PASSWORD_FILE),
-    ) {
-        (Some(_), _) => password(env::ZENITH_OTHER_PASSWORD, None, "", false)?,
-        (None, Some(f)) => password("", Some(std::path::Path::new(&f)), "", false)?,
-        _ => password(
+    let pw = other_password(|| {
+        password(
             env::ZENITH_PASSWORD,
             args.password_file.as_deref(),
             "destination password: ",
             false,
-        )?,
-    };
+        )
+    })?;
     if !a.to.join("config").exists() {
         return Err(zenith_snapshot::Error::NotARepository { path: a.to }.into());
     }

@@ -12,7 +12,7 @@ use super::CmdResult;
 use crate::env;
 use crate::exit::OK;
 use crate::output::{Out, local_time, table};
-use crate::repo_open::{RepoArgs, kdf, password};
+use crate::repo_open::{RepoArgs, kdf, other_password, password};
 
 #[derive(Subcommand, Debug)]
 pub enum RepoCommand {
@@ -73,13 +73,7 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
             )?;
             let other = match &copy_chunker_params {
                 Some(p) => {
-                    let opw = match env::var(env::ZENITH_OTHER_PASSWORD) {
-                        Some(_) => password(env::ZENITH_OTHER_PASSWORD, None, "", false)?,
-                        None => match env::var(env::ZENITH_OTHER_PASSWORD_FILE) {
-                            Some(f) => password("", Some(std::path::Path::new(&f)), "", false)?,
-                            None => pw.clone(),
-                        },
-                    };
+                    let opw = other_password(|| Ok(pw.clone()))?;
                     Some(Repository::open(p, &opw)?)
                 }
                 None => None,

@@ -279,3 +279,41 @@ fn copy_between_repositories() {
     );
     assert_eq!(contents(&env.path("from-remote")), contents(&env.path("data")));
 }
+
+#[test]
+fn restore_include_must_name_paths_in_the_snapshot() {
+    let env = Env::new();
+    env.write("data/keep.txt", b"1");
+    env.ok(&["snapshot", "create", "data"]);
+    let err = env.fails(
+        &[
+            "snapshot",
+            "restore",
+            "latest",
+            "--include",
+            "keep.txt",
+            "--include",
+            "nope",
+        ],
+        2,
+    );
+    assert!(err.contains("nope") && err.contains("not found in snapshot"), "{err}");
+    // Nothing happened: no pre-restore snapshot, the data is untouched.
+    assert_eq!(env.json(&["snapshot", "list"]).as_array().unwrap().len(), 1);
+    env.write("data/keep.txt", b"2");
+    env.ok(&["snapshot", "restore", "latest", "--include", "keep.txt"]);
+    assert_eq!(std::fs::read(env.path("data/keep.txt")).unwrap(), b"1");
+}
+
+#[test]
+fn empty_variables_count_as_unset() {
+    let env = Env::new();
+    let out = env
+        .cmd()
+        .args(["-r", env.repo().to_str().unwrap(), "snapshot", "list"])
+        .env("ZENITH_REPO", "")
+        .env("ZENITH_PASSWORD_FILE", "")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}
