@@ -227,20 +227,7 @@ fn make_staging(target: &Path) -> Result<PathBuf> {
 /// complete sets exist on disk, and the pre-restore snapshot holds the old one too.
 fn swap_within(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()> {
     if !includes.is_empty() {
-        for inc in includes {
-            let rel = Path::new(OsStr::from_bytes(inc));
-            let from = staging.join(rel);
-            if std::fs::symlink_metadata(&from).is_err() {
-                continue;
-            }
-            let to = target.join(rel);
-            if let Some(p) = to.parent() {
-                fs_err::create_dir_all(p)?;
-            }
-            exchange_or_rename(&from, &to)?;
-        }
-        fs_err::remove_dir_all(staging).or_else(ignore_missing)?;
-        return Ok(());
+        return swap_includes(staging, target, includes);
     }
     let old = target.join(format!(".zenith-old-{}", Id::random().short()));
     swap_entries(staging, target, &old)
@@ -337,6 +324,12 @@ fn swap_in(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()> {
         fs_err::remove_dir_all(staging).or_else(ignore_missing)?;
         return Ok(());
     }
+    swap_includes(staging, target, includes)
+}
+
+/// Swap each included path of the staged restore into the target on its own, then drop the
+/// staging directory (which now holds the old versions).
+fn swap_includes(staging: &Path, target: &Path, includes: &[Vec<u8>]) -> Result<()> {
     for inc in includes {
         let rel = Path::new(OsStr::from_bytes(inc));
         let from = staging.join(rel);

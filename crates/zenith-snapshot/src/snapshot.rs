@@ -89,6 +89,17 @@ impl Snapshot {
     pub fn has_tag(&self, tag: &str) -> bool {
         self.tags.iter().any(|t| t == tag)
     }
+
+    /// The snapshot as the retention policy sees it.
+    pub fn forget_item(&self) -> crate::forget::ForgetItem {
+        crate::forget::ForgetItem {
+            id: self.id.to_hex(),
+            time: self.time,
+            host: self.host.clone(),
+            paths: self.paths.clone(),
+            tags: self.tags.clone(),
+        }
+    }
 }
 
 /// Which snapshots a listing or policy considers.

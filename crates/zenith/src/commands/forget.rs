@@ -4,10 +4,10 @@ use std::collections::BTreeSet;
 
 use clap::Args;
 use serde_json::json;
-use zenith_snapshot::Id;
-use zenith_snapshot::forget::{ForgetItem, GroupBy, Keep, KeepDuration, KeepPolicy, apply_policy};
+use zenith_snapshot::forget::{GroupBy, Keep, KeepDuration, KeepPolicy, apply_policy};
 use zenith_snapshot::lock::Lock;
 use zenith_snapshot::prune::{PruneOptions, PrunePlan, prune_locked};
+use zenith_snapshot::{Id, Snapshot};
 
 use super::CmdResult;
 use super::snapshot::FilterArgs;
@@ -127,17 +127,7 @@ pub fn forget(a: ForgetArgs, args: &RepoArgs, out: Out) -> CmdResult {
     let mut groups = Vec::new();
     if !policy.is_empty() {
         let f = a.filter.to_filter();
-        let items: Vec<ForgetItem> = all
-            .iter()
-            .filter(|s| f.matches(s))
-            .map(|s| ForgetItem {
-                id: s.id.to_hex(),
-                time: s.time,
-                host: s.host.clone(),
-                paths: s.paths.clone(),
-                tags: s.tags.clone(),
-            })
-            .collect();
+        let items: Vec<_> = all.iter().filter(|s| f.matches(s)).map(Snapshot::forget_item).collect();
         groups = apply_policy(
             &items,
             &policy,

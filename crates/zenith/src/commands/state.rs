@@ -229,16 +229,7 @@ fn clean(repo: &Repository, keep: u32, args: &RepoArgs, out: Out) -> anyhow::Res
     }
     let _lock = Lock::acquire(repo.backend(), true, "state clean", args.retry_lock)?;
     let snaps = state_snapshots(repo)?;
-    let items: Vec<_> = snaps
-        .iter()
-        .map(|s| zenith_snapshot::forget::ForgetItem {
-            id: s.id.to_hex(),
-            time: s.time,
-            host: s.host.clone(),
-            paths: s.paths.clone(),
-            tags: s.tags.clone(),
-        })
-        .collect();
+    let items: Vec<_> = snaps.iter().map(Snapshot::forget_item).collect();
     let policy = KeepPolicy {
         last: Some(Keep::Count(keep)),
         ..Default::default()
