@@ -87,31 +87,58 @@ pub fn create(repo: &Repository, opts: &CreateOptions, progress: &dyn Progress) 
         opts.threads
     };
     let saver = BlobSaver::new(repo, threads);
-    let mut a = Archiver {
-        repo,
-        chunker: Chunker::new(repo.config().chunker, repo.key().chunker_seed()),
-        known: Known::new(index, &recovered),
+    let chunker = Chunker::new(repo.config().chunker, repo.key().chunker_seed());
+    let known = Known::new(index, &recovered);
+    let ctx = ReadCtx {
+        key: repo.key(),
+        chunker: &chunker,
+        known: &known,
         saver: &saver,
         progress,
-        excludes,
-        summary: Summary::default(),
-        seen: IdSet::default(),
-        stored_before: 0,
-        warnings: Vec::new(),
-        buf: Vec::new(),
-        hardlinks: HashMap::new(),
     };
     progress.start("snapshot", None);
-    let parent_root = match &parent {
-        Some(p) => a.load_parent_tree(&p.tree),
-        None => None,
-    };
-    let root = a.archive_roots(&paths, parent_root.as_ref())?;
+    // Reader threads read, cut and hash files while the walker goes on; the walker builds
+    // each directory's tree once its files are read.
+    let walked = std::thread::scope(|s| -> Result<_> {
+        let (jobs, job_rx) = crossbeam_channel::bounded::<ReadJob>(64);
+        for _ in 0..threads.max(1) {
+            let job_rx = job_rx.clone();
+            let ctx = &ctx;
+            s.spawn(move || {
+                let mut buf = Vec::new();
+                for job in job_rx {
+                    let result = read_content(ctx, &job.path, job.size, job.blocks, &mut buf);
+                    let _ = job.reply.send((job.slot, result));
+                }
+            });
+        }
+        let mut a = Archiver {
+            repo,
+            ctx: &ctx,
+            jobs: Some(jobs),
+            excludes,
+            summary: Summary::default(),
+            seen: IdSet::default(),
+            stored_before: 0,
+            warnings: Vec::new(),
+            buf: Vec::new(),
+            hardlinks: HashMap::new(),
+        };
+        let parent_root = match &parent {
+            Some(p) => a.load_parent_tree(&p.tree),
+            None => None,
+        };
+        let root = a.archive_roots(&paths, parent_root.as_ref());
+        drop(a.jobs.take());
+        Ok((
+            root?,
+            std::mem::take(&mut a.summary),
+            a.stored_before,
+            std::mem::take(&mut a.warnings),
+        ))
+    });
     progress.finish();
-    let mut summary = std::mem::take(&mut a.summary);
-    let stored_before = a.stored_before;
-    let warnings = std::mem::take(&mut a.warnings);
-    drop(a);
+    let (root, mut summary, stored_before, warnings) = walked?;
     let stats = saver.finish()?;
     summary.blobs_added = stats.blobs_added;
     summary.bytes_added = stats.bytes_added;
@@ -251,12 +278,43 @@ impl Excludes {
 /// A file's chunk ids and, for sparse files, its data regions.
 type FileContent = (Vec<Id>, Option<Vec<Extent>>);
 
-struct Archiver<'a> {
-    repo: &'a Repository,
-    chunker: Chunker,
-    known: Known,
+/// What reading a file needs; shared by the reader threads.
+struct ReadCtx<'a> {
+    key: &'a crate::crypto::MasterKey,
+    chunker: &'a Chunker,
+    known: &'a Known,
     saver: &'a BlobSaver,
     progress: &'a dyn Progress,
+}
+
+/// A file for a reader thread; the answer goes to `reply` tagged with `slot`.
+struct ReadJob {
+    path: PathBuf,
+    size: u64,
+    blocks: u64,
+    slot: usize,
+    reply: crossbeam_channel::Sender<(usize, Result<FileRead>)>,
+}
+
+/// A file's contents as read: chunk ids, data regions (sparse files) and bytes read.
+struct FileRead {
+    content: Vec<Id>,
+    extents: Option<Vec<Extent>>,
+    read: u64,
+}
+
+/// The files of one directory being read by the reader threads.
+struct DirReads {
+    tx: crossbeam_channel::Sender<(usize, Result<FileRead>)>,
+    rx: crossbeam_channel::Receiver<(usize, Result<FileRead>)>,
+    /// Slot in the tree, and whether the file is changed (vs new) since the parent.
+    pending: Vec<(usize, bool)>,
+}
+
+struct Archiver<'a> {
+    repo: &'a Repository,
+    ctx: &'a ReadCtx<'a>,
+    jobs: Option<crossbeam_channel::Sender<ReadJob>>,
     excludes: Excludes,
     summary: Summary,
     /// Blobs this snapshot references, to count each stored byte once.
@@ -271,7 +329,7 @@ struct Archiver<'a> {
 
 impl Archiver<'_> {
     fn warn(&mut self, msg: String) {
-        self.progress.warn(&msg);
+        self.ctx.progress.warn(&msg);
         self.warnings.push(msg);
     }
 
@@ -287,7 +345,7 @@ impl Archiver<'_> {
 
     fn reference(&mut self, id: Id) {
         if self.seen.insert(id)
-            && let Some(len) = self.known.stored_len(&id)
+            && let Some(len) = self.ctx.known.stored_len(&id)
         {
             self.stored_before += len;
         }
@@ -297,8 +355,8 @@ impl Archiver<'_> {
         tree.sort();
         let bytes = tree.encode();
         let id = self.repo.key().blob_id(&bytes);
-        if !self.known.check_and_mark(&id) {
-            self.saver.save(BlobKind::Tree, id, bytes)?;
+        if !self.ctx.known.check_and_mark(&id) {
+            self.ctx.saver.save(BlobKind::Tree, id, bytes)?;
         }
         self.reference(id);
         Ok(id)
@@ -310,7 +368,8 @@ impl Archiver<'_> {
             let name = path.file_name().unwrap_or_default();
             let meta = std::fs::metadata(path).map_err(|e| Error::io_at(path, e))?;
             let pnode = parent.and_then(|t| find_node(t, name.as_bytes()));
-            tree.nodes.push(self.archive_node(path, name.as_bytes(), &meta, pnode)?);
+            tree.nodes
+                .push(self.archive_node(path, name.as_bytes(), &meta, pnode, None)?);
         }
         self.save_tree(tree)
     }
@@ -330,6 +389,12 @@ impl Archiver<'_> {
         }
         names.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
         let mut tree = Tree::default();
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let mut reads = DirReads {
+            tx,
+            rx,
+            pending: Vec::new(),
+        };
         for name in names {
             let child = path.join(&name);
             if self.excludes.excluded(&child, &name) {
@@ -343,16 +408,84 @@ impl Archiver<'_> {
                 }
             };
             let pnode = parent.and_then(|t| find_node(t, name.as_bytes()));
-            match self.archive_node(&child, name.as_bytes(), &meta, pnode) {
+            let slot = tree.nodes.len();
+            match self.archive_node(&child, name.as_bytes(), &meta, pnode, Some((&mut reads, slot))) {
                 Ok(node) => tree.nodes.push(node),
                 Err(Error::IoAt { path, source }) => self.warn(format!("{}: {source}", path.display())),
                 Err(e) => return Err(e),
             }
         }
+        self.finish_reads(&mut tree, reads)?;
         self.save_tree(tree)
     }
 
-    fn archive_node(&mut self, path: &Path, name: &[u8], meta: &Metadata, pnode: Option<&Node>) -> Result<Node> {
+    /// Collect the files of a directory from the reader threads and complete their nodes;
+    /// unreadable ones are left out with a warning.
+    fn finish_reads(&mut self, tree: &mut Tree, reads: DirReads) -> Result<()> {
+        let DirReads { tx, rx, pending } = reads;
+        drop(tx);
+        let mut unreadable = Vec::new();
+        for _ in 0..pending.len() {
+            let (slot, result) = rx
+                .recv()
+                .map_err(|_| Error::corrupt("snapshot create", "a reader thread stopped"))?;
+            let changed = pending.iter().find(|(s, _)| *s == slot).is_some_and(|(_, c)| *c);
+            match result {
+                Ok(read) => {
+                    let mut node = std::mem::replace(&mut tree.nodes[slot], Node::new(b"x", NodeKind::File));
+                    self.complete_file(&mut node, read, changed);
+                    tree.nodes[slot] = node;
+                }
+                Err(Error::IoAt { path, source }) => {
+                    self.warn(format!("{}: {source}", path.display()));
+                    unreadable.push(slot);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        unreadable.sort_unstable();
+        for slot in unreadable.into_iter().rev() {
+            tree.nodes.remove(slot);
+        }
+        Ok(())
+    }
+
+    /// Account for a file just read and put its contents in its node.
+    fn complete_file(&mut self, node: &mut Node, read: FileRead, changed: bool) {
+        for id in &read.content {
+            self.reference(*id);
+        }
+        self.summary.bytes_read += read.read;
+        if read.extents.is_none() && read.read != node.size {
+            self.warn(format!(
+                "{}: changed while being read ({} bytes expected, {} read); the snapshot holds what was read",
+                node.display_name(),
+                node.size,
+                read.read
+            ));
+            node.size = read.read;
+        }
+        node.content = read.content;
+        node.extents = read.extents;
+        if changed {
+            self.summary.files_changed += 1;
+        } else {
+            self.summary.files_new += 1;
+        }
+        self.summary.files += 1;
+        self.summary.bytes += node.size;
+    }
+
+    /// The node for one entry. A file to read is handed to the reader threads when `defer`
+    /// is given (its node is completed by `finish_reads`); otherwise it is read here.
+    fn archive_node(
+        &mut self,
+        path: &Path,
+        name: &[u8],
+        meta: &Metadata,
+        pnode: Option<&Node>,
+        defer: Option<(&mut DirReads, usize)>,
+    ) -> Result<Node> {
         let mut node = node_from_meta(name, meta);
         node.xattrs = read_xattrs(path);
         match node.kind {
@@ -365,14 +498,14 @@ impl Archiver<'_> {
                 node.subtree = Some(self.archive_dir(path, ptree.as_ref())?);
             }
             NodeKind::File => {
-                self.progress.item(&path.to_string_lossy());
+                self.ctx.progress.item(&path.to_string_lossy());
                 let link_key = (node.links > 1).then_some((node.device, node.inode));
                 if let Some((content, extents)) = link_key.and_then(|k| self.hardlinks.get(&k)) {
                     node.content = content.clone();
                     node.extents = extents.clone();
                     self.summary.files_unmodified += 1;
                 } else if let Some(p) =
-                    pnode.filter(|p| unchanged(p, &node) && p.content.iter().all(|id| self.known.contains(id)))
+                    pnode.filter(|p| unchanged(p, &node) && p.content.iter().all(|id| self.ctx.known.contains(id)))
                 {
                     node.content = p.content.clone();
                     node.extents = p.extents.clone();
@@ -380,14 +513,26 @@ impl Archiver<'_> {
                         self.reference(*id);
                     }
                     self.summary.files_unmodified += 1;
-                    self.progress.inc(node.size);
+                    self.ctx.progress.inc(node.size);
+                } else if let (Some((reads, slot)), None, Some(jobs)) = (defer, link_key, &self.jobs) {
+                    let job = ReadJob {
+                        path: path.to_path_buf(),
+                        size: meta.size(),
+                        blocks: meta.blocks(),
+                        slot,
+                        reply: reads.tx.clone(),
+                    };
+                    jobs.send(job)
+                        .map_err(|_| Error::corrupt("snapshot create", "the reader threads stopped"))?;
+                    reads.pending.push((slot, pnode.is_some()));
+                    return Ok(node);
                 } else {
-                    self.read_file(path, meta, &mut node)?;
-                    if pnode.is_some() {
-                        self.summary.files_changed += 1;
-                    } else {
-                        self.summary.files_new += 1;
+                    let read = read_content(self.ctx, path, meta.size(), meta.blocks(), &mut self.buf)?;
+                    self.complete_file(&mut node, read, pnode.is_some());
+                    if let Some(k) = link_key {
+                        self.hardlinks.insert(k, (node.content.clone(), node.extents.clone()));
                     }
+                    return Ok(node);
                 }
                 if let Some(k) = link_key {
                     self.hardlinks.insert(k, (node.content.clone(), node.extents.clone()));
@@ -404,69 +549,50 @@ impl Archiver<'_> {
         }
         Ok(node)
     }
+}
 
-    fn read_file(&mut self, path: &Path, meta: &Metadata, node: &mut Node) -> Result<()> {
-        let mut file = std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(path)
+/// Read a file: cut it into chunks, hash them, queue the new ones for storage.
+fn read_content(ctx: &ReadCtx<'_>, path: &Path, size: u64, blocks: u64, buf: &mut Vec<u8>) -> Result<FileRead> {
+    ctx.progress.item(&path.to_string_lossy());
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(path)
+        .map_err(|e| Error::io_at(path, e))?;
+    let extents = if blocks * 512 < size {
+        data_extents(&file, size)
+    } else {
+        None
+    };
+    let regions = extents.clone().unwrap_or_else(|| {
+        vec![Extent {
+            offset: 0,
+            len: u64::MAX,
+        }]
+    });
+    let mut content = Vec::new();
+    let mut read = 0u64;
+    for r in &regions {
+        file.seek(SeekFrom::Start(r.offset))
             .map_err(|e| Error::io_at(path, e))?;
-        let extents = if meta.blocks() * 512 < meta.size() {
-            data_extents(&file, meta.size())
-        } else {
-            None
-        };
-        let regions = extents.clone().unwrap_or_else(|| {
-            vec![Extent {
-                offset: 0,
-                len: u64::MAX,
-            }]
-        });
-        let mut content = Vec::new();
-        let mut read_total = 0u64;
-        let mut buf = std::mem::take(&mut self.buf);
-        let result = (|| -> Result<()> {
-            for r in &regions {
-                file.seek(SeekFrom::Start(r.offset))
-                    .map_err(|e| Error::io_at(path, e))?;
-                let mut reader = (&file).take(r.len);
-                let n = self
-                    .chunker
-                    .for_each_chunk(&mut reader, &mut buf, |chunk| {
-                        let id = self.repo.key().blob_id(chunk);
-                        content.push(id);
-                        if !self.known.check_and_mark(&id) {
-                            self.saver.save(BlobKind::Data, id, chunk.to_vec())?;
-                        }
-                        self.progress.inc(chunk.len() as u64);
-                        Ok(())
-                    })
-                    .map_err(|e| match e {
-                        Error::Io(io) => Error::io_at(path, io),
-                        other => other,
-                    })?;
-                read_total += n;
-            }
-            Ok(())
-        })();
-        self.buf = buf;
-        result?;
-        for id in &content {
-            self.reference(*id);
-        }
-        self.summary.bytes_read += read_total;
-        if extents.is_none() && read_total != node.size {
-            self.warn(format!(
-                "{}: changed while being read ({} bytes expected, {read_total} read); the snapshot holds what was read",
-                path.display(),
-                node.size
-            ));
-            node.size = read_total;
-        }
-        node.content = content;
-        node.extents = extents;
-        Ok(())
+        let mut reader = (&file).take(r.len);
+        read += ctx
+            .chunker
+            .for_each_chunk(&mut reader, buf, |chunk| {
+                let id = ctx.key.blob_id(chunk);
+                content.push(id);
+                if !ctx.known.check_and_mark(&id) {
+                    ctx.saver.save(BlobKind::Data, id, chunk.to_vec())?;
+                }
+                ctx.progress.inc(chunk.len() as u64);
+                Ok(())
+            })
+            .map_err(|e| match e {
+                Error::Io(io) => Error::io_at(path, io),
+                other => other,
+            })?;
     }
+    Ok(FileRead { content, extents, read })
 }
 
 fn find_node<'t>(tree: &'t Tree, name: &[u8]) -> Option<&'t Node> {

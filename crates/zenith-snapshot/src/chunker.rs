@@ -103,7 +103,7 @@ impl Chunker {
         buf: &mut Vec<u8>,
         mut f: impl FnMut(&[u8]) -> Result<()>,
     ) -> Result<u64> {
-        let want = (self.max_size() * 8).max(4 << 20);
+        let want = (self.max_size() * 4).max(1 << 20);
         // The buffer is reused across files: grow it once, never clear it (zeroing a few MiB
         // per file costs more than cutting small files).
         if buf.len() < want {

@@ -99,7 +99,7 @@ impl BlobSaver {
             spare: Mutex::new(Vec::new()),
         });
         let threads = threads.max(1);
-        let (tx, rx) = bounded::<Job>(threads * 16);
+        let (tx, rx) = bounded::<Job>(threads * 8);
         // One finished pack may wait while the writer syncs, so a sync does not stall the
         // workers; a slow disk holds at most two packs beyond those being filled.
         let (ptx, prx) = bounded::<FinishedPack>(1);
@@ -208,7 +208,11 @@ fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -
     } else {
         None
     };
-    let mut data_pack = PackWriter::default();
+    // Pack buffers are sized once for a full pack and then reused: growing them by doubling
+    // would leave freed copies behind in every thread's allocator arena.
+    let capacity = shared.pack_size + (1 << 20);
+    let fresh = || PackWriter::with_buffer(Vec::with_capacity(capacity));
+    let mut data_pack = fresh();
     let mut tree_pack = PackWriter::default();
     for job in rx {
         let kind = match &job {
@@ -239,8 +243,9 @@ fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -
         shared.bytes_added.fetch_add(raw, Ordering::Relaxed);
         shared.bytes_stored.fetch_add(stored, Ordering::Relaxed);
         if pack.len() >= shared.pack_size {
-            let spare = shared.spare.lock().expect("spare lock").pop().unwrap_or_default();
-            let full = std::mem::replace(pack, PackWriter::with_buffer(spare));
+            let spare = shared.spare.lock().expect("spare lock").pop();
+            let next = spare.map_or_else(fresh, PackWriter::with_buffer);
+            let full = std::mem::replace(pack, next);
             send_pack(&packs, full.finish(&shared.cipher)?)?;
         }
     }
