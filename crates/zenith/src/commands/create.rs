@@ -37,7 +37,7 @@ pub struct CreateArgs {
     /// Read every file, even those unchanged since the parent snapshot.
     #[arg(long)]
     pub force: bool,
-    /// Compression threads (default: one per core).
+    /// Compression threads, and as many file-reading threads (default: one of each per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
 }
