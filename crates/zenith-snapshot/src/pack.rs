@@ -281,6 +281,15 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn random_tails_never_panic(tail in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let cipher = MasterKey::generate().cipher();
+            let _ = parse_header(&tail, tail.len() as u64, &cipher, "p");
+            let _ = open_blob(&tail, BlobKind::Tree, &Id::default(), true, 64, &cipher, &MasterKey::generate());
+        }
+    }
+
     #[test]
     fn garbage_headers_are_errors_not_panics() {
         let cipher = MasterKey::generate().cipher();
