@@ -90,6 +90,18 @@ impl Snapshot {
         self.tags.iter().any(|t| t == tag)
     }
 
+    /// The path as saved for an entry of the root tree: `/name/rest` becomes
+    /// `/the/saved/name/rest` (root entries are named by the last component of each saved path).
+    pub fn saved_path(&self, rooted: &str) -> String {
+        let trimmed = rooted.trim_start_matches('/');
+        let (first, rest) = trimmed.split_once('/').map_or((trimmed, ""), |(a, b)| (a, b));
+        match self.paths.iter().find(|p| p.rsplit('/').next() == Some(first)) {
+            Some(saved) if rest.is_empty() => saved.clone(),
+            Some(saved) => format!("{saved}/{rest}"),
+            None => rooted.to_string(),
+        }
+    }
+
     /// The snapshot as the retention policy sees it.
     pub fn forget_item(&self) -> crate::forget::ForgetItem {
         crate::forget::ForgetItem {

@@ -431,9 +431,11 @@ fn affected_files(
                 let path = format!("{prefix}/{}", n.display_name());
                 if let Some(sub) = n.subtree {
                     if bad.contains_key(&sub) {
-                        out.entry(sub)
-                            .or_default()
-                            .push(format!("snapshot {}: {path}/ (and all below)", s.id.short()));
+                        out.entry(sub).or_default().push(format!(
+                            "snapshot {}: {}/ (and all below)",
+                            s.id.short(),
+                            s.saved_path(&path)
+                        ));
                     } else {
                         stack.push((sub, path.clone()));
                     }
@@ -442,7 +444,7 @@ fn affected_files(
                     for id in &n.content {
                         if bad.contains_key(id) {
                             let v = out.entry(*id).or_default();
-                            let entry = format!("snapshot {}: {path}", s.id.short());
+                            let entry = format!("snapshot {}: {}", s.id.short(), s.saved_path(&path));
                             if !v.contains(&entry) {
                                 v.push(entry);
                             }

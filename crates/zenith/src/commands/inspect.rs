@@ -272,6 +272,13 @@ pub fn diff(a: &str, b: &str, args: &RepoArgs, out: Out) -> CmdResult {
     let sa = zenith_snapshot::snapshot::find(&all, a)?;
     let sb = zenith_snapshot::snapshot::find(&all, b)?;
     let (entries, stats) = zenith_snapshot::diff::diff(&repo, &sa.tree, &sb.tree)?;
+    let entries: Vec<_> = entries
+        .into_iter()
+        .map(|mut e| {
+            e.path = sb.saved_path(&e.path);
+            e
+        })
+        .collect();
     if out.json() {
         out.print_json(&json!({"from": sa.id, "to": sb.id, "changes": entries, "stats": stats}))?;
         return Ok(OK);
