@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use: attr for xattr checks on the test filesystem is optional,
-# so nothing is required beyond a Rust toolchain; install nextest if it is missing.
+# The tests need nothing beyond a Rust toolchain and cargo-nextest (installed here if missing):
+# they make their own repositories and data in temporary directories, and test xattrs only
+# where the file system supports them.
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "==> installing cargo-nextest"
     cargo install cargo-nextest --locked
