@@ -33,29 +33,40 @@ fn duration(s: &str) -> Result<KeepDuration, String> {
 pub struct ForgetArgs {
     /// Snapshots to remove outright (ids, names or tags).
     pub snapshots: Vec<String>,
+    /// Keep the newest N snapshots (N or `unlimited`).
     #[arg(long, value_name = "N", value_parser = keep)]
     pub keep_last: Option<Keep>,
+    /// Keep the newest snapshot of each of the last N hours that have one (N or `unlimited`).
     #[arg(long, value_name = "N", value_parser = keep)]
     pub keep_hourly: Option<Keep>,
+    /// Keep the newest snapshot of each of the last N days that have one (N or `unlimited`).
     #[arg(long, value_name = "N", value_parser = keep)]
     pub keep_daily: Option<Keep>,
+    /// Keep the newest snapshot of each of the last N ISO weeks that have one (N or `unlimited`).
     #[arg(long, value_name = "N", value_parser = keep)]
     pub keep_weekly: Option<Keep>,
+    /// Keep the newest snapshot of each of the last N months that have one (N or `unlimited`).
     #[arg(long, value_name = "N", value_parser = keep)]
     pub keep_monthly: Option<Keep>,
+    /// Keep the newest snapshot of each of the last N years that have one (N or `unlimited`).
     #[arg(long, value_name = "N", value_parser = keep)]
     pub keep_yearly: Option<Keep>,
     /// Keep everything within this long of the newest snapshot (e.g. 1y2m3d4h).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub keep_within: Option<KeepDuration>,
+    /// Keep one hourly snapshot for every period within DURATION of the newest.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub keep_within_hourly: Option<KeepDuration>,
+    /// Keep one daily snapshot for every period within DURATION of the newest.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub keep_within_daily: Option<KeepDuration>,
+    /// Keep one weekly snapshot for every period within DURATION of the newest.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub keep_within_weekly: Option<KeepDuration>,
+    /// Keep one monthly snapshot for every period within DURATION of the newest.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub keep_within_monthly: Option<KeepDuration>,
+    /// Keep one yearly snapshot for every period within DURATION of the newest.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub keep_within_yearly: Option<KeepDuration>,
     /// Keep snapshots with these tags (comma-separated tags must all match; repeat to OR).

@@ -24,22 +24,32 @@ pub enum SnapshotCommand {
     Show { snapshot: String },
     /// Add or remove tags.
     Tag {
+        /// The snapshot: id, name, tag or `latest`.
         snapshot: String,
+        /// Tags to add (repeat, or separate with commas).
         #[arg(long, value_name = "TAG")]
         add: Vec<String>,
+        /// Tags to remove.
         #[arg(long, value_name = "TAG")]
         remove: Vec<String>,
     },
     /// List the files of a snapshot (under PATH, if given).
     Ls {
+        /// The snapshot: id, name, tag or `latest`.
         snapshot: String,
+        /// Only this path (as saved, e.g. /srv/app/data/db) and what is below it.
         path: Option<String>,
         /// Also show type, mode, size and time.
         #[arg(short, long)]
         long: bool,
     },
     /// Paths added, removed and changed between two snapshots.
-    Diff { a: String, b: String },
+    Diff {
+        /// The older snapshot.
+        a: String,
+        /// The newer snapshot.
+        b: String,
+    },
     /// Check the repository's integrity.
     Verify(super::verify::VerifyArgs),
     /// Restore a snapshot.
