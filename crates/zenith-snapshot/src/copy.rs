@@ -49,6 +49,7 @@ pub fn copy(
     let saver = BlobSaver::new(dst, 1);
     let mut c = Copier {
         src,
+        reader: src.blob_reader()?,
         dst,
         known: Known::new(dst_index, &recovered),
         saver: &saver,
@@ -93,6 +94,8 @@ pub fn copy(
 
 struct Copier<'a> {
     src: &'a Repository,
+    /// Reads the source's blobs, keeping its pack files open.
+    reader: crate::repo::BlobReader<'a>,
     dst: &'a Repository,
     known: Known,
     saver: &'a BlobSaver,
@@ -104,11 +107,11 @@ struct Copier<'a> {
 
 impl Copier<'_> {
     /// Move one blob as is (same chunking: ids are equal in both repositories).
-    fn copy_blob(&self, kind: BlobKind, id: &Id) -> Result<()> {
+    fn copy_blob(&mut self, kind: BlobKind, id: &Id) -> Result<()> {
         if self.known.check_and_mark(id) {
             return Ok(());
         }
-        let plain = self.src.read_blob(kind, id)?;
+        let plain = self.reader.read(kind, id)?;
         self.progress.inc(plain.len() as u64);
         self.saver.save(kind, *id, plain)
     }
@@ -120,7 +123,7 @@ impl Copier<'_> {
                 // Already in the destination: so is everything below it.
                 continue;
             }
-            let tree = self.src.load_tree(&t)?;
+            let tree = self.reader.load_tree(&t)?;
             for n in &tree.nodes {
                 for id in &n.content {
                     self.copy_blob(BlobKind::Data, id)?;
@@ -138,7 +141,7 @@ impl Copier<'_> {
         if let Some(done) = self.tree_map.get(id) {
             return Ok(*done);
         }
-        let mut tree = self.src.load_tree(id)?;
+        let mut tree = self.reader.load_tree(id)?;
         for n in &mut tree.nodes {
             if let Some(s) = n.subtree {
                 n.subtree = Some(self.rechunk_tree(&s)?);
@@ -156,7 +159,7 @@ impl Copier<'_> {
         Ok(new_id)
     }
 
-    fn rechunk_file(&self, n: &Node) -> Result<Vec<Id>> {
+    fn rechunk_file(&mut self, n: &Node) -> Result<Vec<Id>> {
         let index = self.src.index()?;
         // Split the chunk list by region (sparse files were cut region by region).
         let regions: Vec<u64> = match &n.extents {
@@ -175,8 +178,8 @@ impl Copier<'_> {
                 sum += u64::from(loc.raw_len);
                 group.push(*id);
             }
-            let mut reader = BlobReader {
-                repo: self.src,
+            let mut reader = ContentReader {
+                blobs: &mut self.reader,
                 ids: group.into_iter(),
                 current: Vec::new(),
                 pos: 0,
@@ -196,20 +199,20 @@ impl Copier<'_> {
 }
 
 /// Reads the concatenated plaintext of a list of data blobs.
-struct BlobReader<'a> {
-    repo: &'a Repository,
+struct ContentReader<'a, 'r> {
+    blobs: &'a mut crate::repo::BlobReader<'r>,
     ids: std::vec::IntoIter<Id>,
     current: Vec<u8>,
     pos: usize,
 }
 
-impl Read for BlobReader<'_> {
+impl Read for ContentReader<'_, '_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         while self.pos == self.current.len() {
             let Some(id) = self.ids.next() else { return Ok(0) };
             self.current = self
-                .repo
-                .read_blob(BlobKind::Data, &id)
+                .blobs
+                .read(BlobKind::Data, &id)
                 .map_err(|e| std::io::Error::other(e.to_string()))?;
             self.pos = 0;
         }

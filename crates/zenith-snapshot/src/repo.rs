@@ -306,34 +306,28 @@ impl Repository {
 
     /// The plaintext of a blob, authenticated and checked against its id.
     pub fn read_blob(&self, kind: BlobKind, id: &Id) -> Result<Vec<u8>> {
-        let index = self.index()?;
-        let loc = index
-            .get(id)
-            .filter(|l| l.kind == kind)
-            .ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })?;
-        let sealed = self.backend.read_at(
-            FileKind::Pack,
-            &index.pack_id(loc.pack).to_hex(),
-            u64::from(loc.offset),
-            loc.length as usize,
-        )?;
-        pack::open_blob(&sealed, kind, id, loc.compressed, loc.raw_len, &self.cipher, &self.key)
+        self.blob_reader()?.read(kind, id)
     }
 
     /// A reader for many blobs in a row: it keeps pack files open and reuses its
     /// decompression context. One per thread.
     pub fn blob_reader(&self) -> Result<BlobReader<'_>> {
+        self.blob_reader_with(self.index()?)
+    }
+
+    /// A blob reader that locates blobs through `index` instead of the loaded index (verify
+    /// builds its own, to report damaged index files one by one).
+    pub fn blob_reader_with(&self, index: Arc<Index>) -> Result<BlobReader<'_>> {
         Ok(BlobReader {
             repo: self,
-            index: self.index()?,
+            index,
             open: Vec::new(),
             dctx: zstd::bulk::Decompressor::new()?,
         })
     }
 
     pub fn load_tree(&self, id: &Id) -> Result<Tree> {
-        let bytes = self.read_blob(BlobKind::Tree, id)?;
-        Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))
+        self.blob_reader()?.load_tree(id)
     }
 
     // ---- snapshots ----
@@ -391,6 +385,12 @@ impl BlobReader<'_> {
             &self.repo.key,
             Some(&mut self.dctx),
         )
+    }
+
+    /// A tree blob, decoded and validated.
+    pub fn load_tree(&mut self, id: &Id) -> Result<Tree> {
+        let bytes = self.read(BlobKind::Tree, id)?;
+        Tree::decode(&bytes).map_err(|e| Error::corrupt(format!("tree {id}"), e))
     }
 }
 

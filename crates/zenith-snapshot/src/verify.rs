@@ -199,6 +199,8 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
     rep.snapshots = snapshots.len();
 
     // Walk every tree once; record missing blobs and unreadable trees.
+    let index = std::sync::Arc::new(index);
+    let mut reader = repo.blob_reader_with(index.clone())?;
     let mut bad_blobs: IdMap<String> = IdMap::default();
     for (id, loc) in index.blobs() {
         if missing_packs.contains(index.pack_id(loc.pack)) {
@@ -213,7 +215,7 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
                 continue;
             }
             progress.inc(1);
-            match load_tree_with(repo, &index, &t) {
+            match reader.load_tree(&t) {
                 Ok(tree) => {
                     for n in &tree.nodes {
                         if let Some(sub) = n.subtree {
@@ -254,7 +256,7 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
     progress.finish();
 
     if !bad_blobs.is_empty() {
-        let affects = affected_files(repo, &index, &snapshots, &bad_blobs);
+        let affects = affected_files(&mut reader, &snapshots, &bad_blobs);
         let mut ids: Vec<_> = bad_blobs.into_iter().collect();
         ids.sort();
         for (id, detail) in ids {
@@ -266,29 +268,6 @@ pub fn verify(repo: &Repository, only: &[Id], read: ReadData, progress: &dyn Pro
         }
     }
     Ok(rep)
-}
-
-fn load_tree_with(repo: &Repository, index: &crate::index::Index, id: &Id) -> Result<crate::tree::Tree> {
-    let loc = index
-        .get(id)
-        .filter(|l| l.kind == BlobKind::Tree)
-        .ok_or_else(|| Error::BlobNotFound { id: id.to_hex() })?;
-    let sealed = repo.backend().read_at(
-        FileKind::Pack,
-        &index.pack_id(loc.pack).to_hex(),
-        u64::from(loc.offset),
-        loc.length as usize,
-    )?;
-    let plain = crate::pack::open_blob(
-        &sealed,
-        BlobKind::Tree,
-        id,
-        loc.compressed,
-        loc.raw_len,
-        repo.cipher(),
-        repo.key(),
-    )?;
-    crate::tree::Tree::decode(&plain).map_err(|e| Error::corrupt(format!("tree {id}"), e))
 }
 
 fn select_packs(index: &crate::index::Index, read: ReadData) -> Vec<(Id, u64)> {
@@ -410,8 +389,7 @@ fn read_pack(
 
 /// For each bad blob, the snapshot files and directories that use it.
 fn affected_files(
-    repo: &Repository,
-    index: &crate::index::Index,
+    reader: &mut crate::repo::BlobReader<'_>,
     snapshots: &[Snapshot],
     bad: &IdMap<String>,
 ) -> IdMap<Vec<String>> {
@@ -424,7 +402,7 @@ fn affected_files(
                 .push(format!("snapshot {}: /", s.id.short()));
         }
         while let Some((t, prefix)) = stack.pop() {
-            let Ok(tree) = load_tree_with(repo, index, &t) else {
+            let Ok(tree) = reader.load_tree(&t) else {
                 continue;
             };
             for n in &tree.nodes {

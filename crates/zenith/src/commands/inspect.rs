@@ -105,8 +105,12 @@ pub fn list(filter: &FilterArgs, latest: Option<usize>, args: &RepoArgs, out: Ou
 
 pub fn show(query: &str, args: &RepoArgs, out: Out) -> CmdResult {
     let repo = args.open()?;
-    let s = repo.find_snapshot(query)?;
-    let v = view(&s);
+    print_snapshot(&repo.find_snapshot(query)?, out)
+}
+
+/// The seed's metadata fields of one snapshot, as text or JSON.
+pub fn print_snapshot(s: &Snapshot, out: Out) -> CmdResult {
+    let v = view(s);
     if out.json() {
         out.print_json(&v)?;
         return Ok(OK);

@@ -145,14 +145,7 @@ pub fn run(cmd: StateCommand, args: &RepoArgs, out: Out) -> CmdResult {
             let repo = open(args, false)?;
             let snaps = state_snapshots(&repo)?;
             let s = zenith_snapshot::snapshot::find(&snaps, &snapshot)?;
-            super::inspect::show(
-                &s.id.to_hex(),
-                &RepoArgs {
-                    repo: Some(repo_path(args)),
-                    ..args.clone()
-                },
-                out,
-            )
+            super::inspect::print_snapshot(s, out)
         }
         StateCommand::Clean { keep } => {
             let repo = open(args, false)?;

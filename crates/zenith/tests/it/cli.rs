@@ -84,12 +84,7 @@ fn bad_input_gets_clear_errors_and_exit_codes() {
     let err = env.fails(&["repo", "init"], 2);
     assert!(err.contains("already holds a zenith repository"), "{err}");
 
-    let err = env
-        .cmd()
-        .args(["snapshot", "list"])
-        .env("ZENITH_PASSWORD", "wrong")
-        .output()
-        .unwrap();
+    let err = env.run_env(&["snapshot", "list"], &[("ZENITH_PASSWORD", "wrong")]);
     assert_eq!(err.status.code(), Some(11));
     assert!(String::from_utf8_lossy(&err.stderr).contains("wrong password"));
 
@@ -130,12 +125,7 @@ fn password_file_and_keys() {
         .success()
         .then_some(())
         .expect("password file opens the repository");
-    let added = env
-        .cmd()
-        .args(["repo", "key", "add"])
-        .env("ZENITH_NEW_PASSWORD", "second")
-        .output()
-        .unwrap();
+    let added = env.run_env(&["repo", "key", "add"], &[("ZENITH_NEW_PASSWORD", "second")]);
     assert!(added.status.success());
     let keys = env.json(&["repo", "key", "list"]);
     assert_eq!(keys.as_array().unwrap().len(), 2);
@@ -144,36 +134,16 @@ fn password_file_and_keys() {
         .unwrap()
         .to_string();
     // The second key opens the repository too, then is removed.
-    let out = env
-        .cmd()
-        .args(["snapshot", "list"])
-        .env("ZENITH_PASSWORD", "second")
-        .output()
-        .unwrap();
+    let out = env.run_env(&["snapshot", "list"], &[("ZENITH_PASSWORD", "second")]);
     assert!(out.status.success());
     env.ok(&["repo", "key", "remove", &other[..8]]);
-    let out = env
-        .cmd()
-        .args(["snapshot", "list"])
-        .env("ZENITH_PASSWORD", "second")
-        .output()
-        .unwrap();
+    let out = env.run_env(&["snapshot", "list"], &[("ZENITH_PASSWORD", "second")]);
     assert_eq!(out.status.code(), Some(11));
     // Changing the password replaces the key in use.
-    let out = env
-        .cmd()
-        .args(["repo", "key", "passwd"])
-        .env("ZENITH_NEW_PASSWORD", "third")
-        .output()
-        .unwrap();
+    let out = env.run_env(&["repo", "key", "passwd"], &[("ZENITH_NEW_PASSWORD", "third")]);
     assert!(out.status.success());
     assert_eq!(env.run(&["snapshot", "list"]).status.code(), Some(11));
-    let out = env
-        .cmd()
-        .args(["snapshot", "list"])
-        .env("ZENITH_PASSWORD", "third")
-        .output()
-        .unwrap();
+    let out = env.run_env(&["snapshot", "list"], &[("ZENITH_PASSWORD", "third")]);
     assert!(out.status.success());
 }
 
@@ -254,11 +224,7 @@ fn copy_between_repositories() {
     let env = Env::new();
     env.write("data/f", &noise(300_000, 9));
     env.ok(&["snapshot", "create", "data", "--name", "push-me"]);
-    env.cmd()
-        .args(["repo", "init"])
-        .env("ZENITH_REPO", env.path("remote"))
-        .output()
-        .unwrap();
+    env.run_env(&["repo", "init"], &[("ZENITH_REPO", env.path("remote"))]);
     let out = env.ok(&[
         "snapshot",
         "copy",
@@ -267,12 +233,10 @@ fn copy_between_repositories() {
         env.path("remote").to_str().unwrap(),
     ]);
     assert!(out.contains("copied snapshot"), "{out}");
-    let restored = env
-        .cmd()
-        .args(["snapshot", "restore", "push-me", "--target", "from-remote"])
-        .env("ZENITH_REPO", env.path("remote"))
-        .output()
-        .unwrap();
+    let restored = env.run_env(
+        &["snapshot", "restore", "push-me", "--target", "from-remote"],
+        &[("ZENITH_REPO", env.path("remote"))],
+    );
     assert!(
         restored.status.success(),
         "{}",

@@ -47,6 +47,16 @@ impl Env {
         self.cmd().args(args).output().unwrap()
     }
 
+    /// Run with extra environment variables.
+    pub fn run_env<V: AsRef<std::ffi::OsStr>>(&self, args: &[&str], vars: &[(&str, V)]) -> Output {
+        let mut c = self.cmd();
+        c.args(args);
+        for (k, v) in vars {
+            c.env(k, v);
+        }
+        c.output().unwrap()
+    }
+
     /// Run and expect success; returns stdout.
     pub fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
