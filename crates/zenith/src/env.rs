@@ -16,6 +16,15 @@ pub const ZENITH_OTHER_PASSWORD_FILE: &str = "ZENITH_OTHER_PASSWORD_FILE";
 /// Use cheap key derivation for new keys. For test suites only: it makes passwords easy to guess.
 pub const ZENITH_INSECURE_TEST_KDF: &str = "ZENITH_INSECURE_TEST_KDF";
 
+/// The daemon's data directory (same as `--data-dir`).
+pub const ZENITH_DATA_DIR: &str = "ZENITH_DATA_DIR";
+/// The daemon's API address (same as `--daemon`).
+pub const ZENITH_DAEMON_URL: &str = "ZENITH_DAEMON_URL";
+/// The API token the CLI sends to the daemon.
+pub const ZENITH_TOKEN: &str = "ZENITH_TOKEN";
+/// A file whose first line is the API token.
+pub const ZENITH_TOKEN_FILE: &str = "ZENITH_TOKEN_FILE";
+
 /// The seed's in-container variables for `zenith state`.
 pub const STATE_DIRECTORY: &str = "STATE_DIRECTORY";
 pub const SNAPSHOT_ENABLED: &str = "SNAPSHOT_ENABLED";

@@ -18,6 +18,11 @@ pub const WRONG_PASSWORD: u8 = 11;
 /// Another process holds a conflicting lock.
 pub const LOCKED: u8 = 12;
 
+/// The daemon cannot be found or reached.
+pub const NO_DAEMON: u8 = 20;
+/// The daemon refused the token (missing, unknown, or its role does not allow the call).
+pub const DENIED: u8 = 21;
+
 /// A command's failure with the exit code it maps to.
 #[derive(Debug)]
 pub struct Failure {

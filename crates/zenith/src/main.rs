@@ -1,6 +1,7 @@
 //! The `zenith` command line: parses arguments, opens repositories, calls the engine crates
 //! and renders their results. Exit codes live in `exit.rs`.
 
+mod client;
 mod commands;
 mod env;
 mod exit;
@@ -15,12 +16,15 @@ use crate::output::{Format, Out};
 use crate::repo_open::RepoArgs;
 
 /// zenith keeps running services safe across change: encrypted, deduplicated snapshots of
-/// their state, with retention, verification and restore.
+/// their state, with retention, verification and restore; a daemon that supervises apps,
+/// routes their traffic, rolls out revisions and rolls them back.
 #[derive(Parser, Debug)]
 #[command(name = "zenith", version, max_term_width = 100)]
 struct Cli {
     #[command(flatten)]
     repo: RepoArgs,
+    #[command(flatten)]
+    daemon: client::DaemonArgs,
     /// Output format of listings and reports.
     #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
     output_format: Format,
@@ -63,6 +67,33 @@ enum Command {
     /// The in-container form: save and restore $STATE_DIRECTORY (for preStop hooks).
     #[command(subcommand)]
     State(commands::state::StateCommand),
+    /// Check a zenith.toml and import docker-compose files.
+    #[command(subcommand)]
+    Spec(commands::spec::SpecCommand),
+    /// Run the daemon: supervisor, router and API (foreground; stop with SIGTERM or Ctrl-C).
+    Serve(commands::serve::ServeArgs),
+    /// Deploy an app spec as a new revision, printing the plan and following the rollout.
+    Deploy(commands::deploy::DeployArgs),
+    /// Roll an app back to an earlier revision (code and config; state data is left alone).
+    Rollback(commands::deploy::RollbackArgs),
+    /// List the apps the daemon runs.
+    Apps,
+    /// Look at one app.
+    #[command(subcommand)]
+    App(commands::apps::AppCommand),
+    /// Revision history and rollout progress.
+    #[command(subcommand)]
+    Rollout(commands::apps::RolloutCommand),
+    /// Replica output of an app (rotated logs kept by the daemon).
+    Logs(commands::admin::LogsArgs),
+    /// Create, list and revoke API tokens (admin only).
+    #[command(subcommand)]
+    Token(commands::admin::TokenCommand),
+    /// Who changed what, when, and how it ended.
+    Audit(commands::admin::AuditArgs),
+    /// The bundled demo web app (serves $PORT); used by `zenith demo` and the tests.
+    #[command(hide = true)]
+    DemoApp,
 }
 
 fn main() -> ExitCode {
@@ -85,6 +116,17 @@ fn main() -> ExitCode {
         Command::Repo(c) => commands::repo::run(c, &repo, out),
         Command::Snapshot(c) => commands::snapshot::run(*c, &repo, out),
         Command::State(c) => commands::state::run(c, &repo, out),
+        Command::Spec(c) => commands::spec::run(c, out),
+        Command::Serve(a) => commands::serve::run(a, &cli.daemon),
+        Command::Deploy(a) => commands::deploy::deploy(a, &cli.daemon, out),
+        Command::Rollback(a) => commands::deploy::rollback(a, &cli.daemon, out),
+        Command::Apps => commands::apps::list(&cli.daemon, out),
+        Command::App(c) => commands::apps::app(c, &cli.daemon, out),
+        Command::Rollout(c) => commands::apps::rollout(c, &cli.daemon, out),
+        Command::Logs(a) => commands::admin::logs(a, &cli.daemon),
+        Command::Token(c) => commands::admin::token(c, &cli.daemon, out),
+        Command::Audit(a) => commands::admin::audit(a, &cli.daemon, out),
+        Command::DemoApp => commands::demo_app::run(),
     };
     match result {
         Ok(code) => ExitCode::from(code),

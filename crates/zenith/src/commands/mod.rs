@@ -1,12 +1,18 @@
 //! One module per command group; each returns an exit code or a [`crate::exit::Failure`].
 
+pub mod admin;
+pub mod apps;
 pub mod copy;
 pub mod create;
+pub mod demo_app;
+pub mod deploy;
 pub mod forget;
 pub mod inspect;
 pub mod repo;
 pub mod restore;
+pub mod serve;
 pub mod snapshot;
+pub mod spec;
 pub mod state;
 pub mod verify;
 

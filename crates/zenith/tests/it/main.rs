@@ -2,6 +2,8 @@
 
 mod cli;
 mod crash;
+mod daemon;
 mod memory;
+mod spec;
 mod state;
 mod util;

@@ -1,0 +1,227 @@
+//! The executor: one task per app that owns the app's replicas and routers, and drives them
+//! towards the desired revision. Everything that happens to the app (a deploy, a replica's
+//! exit, a health probe's result, a timer) arrives as a message on one loop, so the state has
+//! a single owner and needs no lock. What must survive a daemon crash is written through the
+//! [`Journal`] the daemon provides.
+
+mod reconcile;
+mod replica;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use zenith_router::Router;
+use zenith_runtime::{Exit, ReplicaRecord, RestartTracker, Runtime};
+use zenith_spec::AppSpec;
+
+use crate::status::{AppStatus, Phase};
+use replica::Replica;
+
+/// Where the controller writes what must outlive the daemon. Implementations log their own
+/// failures: the controller cannot do better than carry on.
+pub trait Journal: Send + Sync + 'static {
+    fn replica_started(&self, replica: &ReplicaRow);
+    fn replica_ready(&self, id: &str);
+    fn replica_removed(&self, id: &str);
+    /// The revision's outcome: `complete` (and `active` moves to it) or `failed`.
+    fn revision_outcome(&self, app: &str, revision: u64, outcome: Outcome, message: &str);
+    /// The desired revision changed without a deploy: a failed update fell back.
+    fn desired_changed(&self, app: &str, revision: u64);
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Complete,
+    Failed,
+}
+
+/// A replica as the daemon persists it, for re-adoption after a restart.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReplicaRow {
+    pub id: String,
+    pub app: String,
+    pub service: String,
+    pub revision: u64,
+    pub port: u16,
+    pub record: ReplicaRecord,
+    pub ready: bool,
+    pub restarts: u32,
+    pub started_at_ms: i64,
+}
+
+/// Settings shared by every app of one daemon.
+#[derive(Clone)]
+pub struct Env {
+    pub runtime: Arc<dyn Runtime>,
+    pub journal: Arc<dyn Journal>,
+    /// Replicas' own files: `<run_dir>/<replica id>/`.
+    pub run_dir: PathBuf,
+    /// Address the public routers bind (their ports come from the spec).
+    pub router_host: IpAddr,
+    /// Marks this daemon's replicas (`ZENITH_DAEMON_ID` in their environment) so a restarted
+    /// daemon can find orphans.
+    pub daemon_marker: String,
+    /// Called with every router the controller creates, so the daemon can export metrics.
+    pub routers: Arc<std::sync::Mutex<BTreeMap<(String, String), Router>>>,
+}
+
+/// The state to start from: what the store says should run, and what ran.
+pub struct Start {
+    pub app: String,
+    pub desired: Option<(u64, Arc<AppSpec>)>,
+    pub active: Option<(u64, Arc<AppSpec>)>,
+    /// Specs of revisions that replicas still run.
+    pub specs: HashMap<u64, Arc<AppSpec>>,
+    /// Replicas of the previous daemon, to adopt.
+    pub replicas: Vec<ReplicaRow>,
+}
+
+pub enum Command {
+    /// Roll out `revision`; replies once the update has begun (or could not).
+    Deploy {
+        revision: u64,
+        spec: Arc<AppSpec>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// Drain and stop every replica (pre-stop hooks run); replies when all are gone.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// The daemon's handle on one app's controller.
+#[derive(Clone)]
+pub struct AppHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub status: watch::Receiver<AppStatus>,
+}
+
+impl AppHandle {
+    pub async fn deploy(&self, revision: u64, spec: Arc<AppSpec>) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Deploy { revision, spec, reply })
+            .await
+            .map_err(|_| "the app's controller has stopped".to_string())?;
+        rx.await.map_err(|_| "the app's controller has stopped".to_string())?
+    }
+
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Messages from the controller's own helper tasks.
+enum Event {
+    Probe {
+        id: String,
+        ok: bool,
+        detail: String,
+    },
+    /// A stop task finished (the `Exit` may have come before or comes after).
+    Stopped {
+        id: String,
+    },
+}
+
+struct Controller {
+    env: Env,
+    app: String,
+    desired: Option<(u64, Arc<AppSpec>)>,
+    active: Option<(u64, Arc<AppSpec>)>,
+    specs: HashMap<u64, Arc<AppSpec>>,
+    replicas: BTreeMap<String, Replica>,
+    routers: HashMap<String, (u16, Router)>,
+    restarts: HashMap<(String, u64), RestartTracker>,
+    /// Restarts waiting for their delay: (service, revision, due, restarts so far).
+    pending: Vec<(String, u64, Instant, u32)>,
+    /// Slots the restart policy gave up on, per (service, revision): not refilled.
+    given_up: HashMap<(String, u64), u32>,
+    events: HashMap<String, Vec<String>>,
+    phase: Phase,
+    message: String,
+    exits_tx: mpsc::UnboundedSender<Exit>,
+    events_tx: mpsc::UnboundedSender<Event>,
+    status_tx: watch::Sender<AppStatus>,
+    shutting_down: bool,
+    /// When the rollout last made progress (began, or a new replica became ready): an update
+    /// that makes none for `progress_deadline` fails, however often its replicas restart.
+    progress_at: Instant,
+    /// The latest reason a replica of the desired revision failed, for the failure message.
+    last_failure: Option<String>,
+}
+
+/// How often timers (restart delays, progress deadlines) are looked at.
+const TICK: Duration = Duration::from_millis(200);
+
+/// Starts the controller of one app, adopting the replicas the previous daemon left running.
+pub async fn spawn(env: Env, start: Start) -> AppHandle {
+    let (commands, mut commands_rx) = mpsc::channel(16);
+    let (exits_tx, mut exits_rx) = mpsc::unbounded_channel();
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel();
+    let initial = AppStatus {
+        app: start.app.clone(),
+        desired_revision: start.desired.as_ref().map(|d| d.0),
+        active_revision: start.active.as_ref().map(|a| a.0),
+        phase: Phase::Progressing,
+        message: String::new(),
+        services: Vec::new(),
+    };
+    let (status_tx, status) = watch::channel(initial);
+    let mut c = Controller {
+        env,
+        app: start.app,
+        desired: start.desired,
+        active: start.active,
+        specs: start.specs,
+        replicas: BTreeMap::new(),
+        routers: HashMap::new(),
+        restarts: HashMap::new(),
+        pending: Vec::new(),
+        given_up: HashMap::new(),
+        events: HashMap::new(),
+        phase: Phase::Progressing,
+        message: String::new(),
+        exits_tx,
+        events_tx,
+        status_tx,
+        shutting_down: false,
+        progress_at: Instant::now(),
+        last_failure: None,
+    };
+    c.adopt(start.replicas).await;
+    c.reconcile().await;
+    c.publish();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                cmd = commands_rx.recv() => match cmd {
+                    Some(Command::Deploy { revision, spec, reply }) => {
+                        let r = c.deploy(revision, spec).await;
+                        let _ = reply.send(r);
+                    }
+                    Some(Command::Shutdown { reply }) => {
+                        c.shutdown().await;
+                        let _ = reply.send(());
+                        return;
+                    }
+                    None => return,
+                },
+                Some(exit) = exits_rx.recv() => c.on_exit(exit),
+                Some(event) = events_rx.recv() => c.on_event(event),
+                _ = tick.tick() => {}
+            }
+            c.reconcile().await;
+            c.publish();
+        }
+    });
+    AppHandle { commands, status }
+}

@@ -1,0 +1,260 @@
+//! One replica as the controller tracks it, and the side tasks that act on it: starting it,
+//! probing its health on its own timer, and draining then stopping it without holding up the
+//! controller's loop.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::AbortHandle;
+use tokio::time::Instant;
+use zenith_router::Router;
+use zenith_runtime::{HealthTracker, ReplicaRecord, ReplicaSpec, Runtime};
+use zenith_spec::{AppSpec, HealthCheck, Probe, ServiceSpec};
+
+use super::{Controller, Event, ReplicaRow};
+use crate::status::ReplicaState;
+
+pub(super) struct Replica {
+    pub id: String,
+    pub service: String,
+    pub revision: u64,
+    pub port: u16,
+    pub spec: ReplicaSpec,
+    pub record: ReplicaRecord,
+    pub state: ReplicaState,
+    pub health: Option<HealthTracker>,
+    pub started: Instant,
+    pub started_at_ms: i64,
+    pub last_probe: Option<String>,
+    pub restarts: u32,
+    pub probe_task: Option<AbortHandle>,
+}
+
+impl Replica {
+    pub fn backend(&self) -> zenith_router::Backend {
+        zenith_router::Backend {
+            id: self.id.clone(),
+            addr: SocketAddr::from(([127, 0, 0, 1], self.port)),
+            revision: self.revision,
+        }
+    }
+
+    pub fn row(&self, app: &str) -> ReplicaRow {
+        ReplicaRow {
+            id: self.id.clone(),
+            app: app.to_string(),
+            service: self.service.clone(),
+            revision: self.revision,
+            port: self.port,
+            record: self.record.clone(),
+            ready: self.state == ReplicaState::Ready,
+            restarts: self.restarts,
+            started_at_ms: self.started_at_ms,
+        }
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        if let Some(t) = self.probe_task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A free port on loopback for a new replica. The kernel hands out ephemeral ports in turn,
+/// so the port is not reused by the time the replica binds it in all but contrived cases.
+pub(super) fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
+}
+
+fn short_random() -> String {
+    let mut b = [0u8; 3];
+    getrandom::fill(&mut b).expect("the OS random source works");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The health check a replica is held to: the spec's, or for a service with a port and no
+/// check, "its port accepts connections" (so it gets no traffic before it listens).
+pub(super) fn effective_check(svc: &ServiceSpec) -> Option<HealthCheck> {
+    svc.health.clone().or_else(|| {
+        svc.port.map(|_| HealthCheck {
+            probe: Probe::Tcp,
+            interval: Duration::from_millis(500),
+            timeout: Duration::from_secs(1),
+            retries: 3,
+            start_period: Duration::ZERO,
+        })
+    })
+}
+
+impl Controller {
+    pub(super) fn replica_spec(
+        &self,
+        spec: &AppSpec,
+        svc: &ServiceSpec,
+        revision: u64,
+        id: &str,
+        port: u16,
+    ) -> ReplicaSpec {
+        let mut env: BTreeMap<String, String> = svc.env.clone();
+        env.insert("PORT".into(), port.to_string());
+        env.insert("ZENITH_APP".into(), spec.name.clone());
+        env.insert("ZENITH_SERVICE".into(), svc.name.clone());
+        env.insert("ZENITH_REVISION".into(), revision.to_string());
+        env.insert("ZENITH_DAEMON_ID".into(), self.env.daemon_marker.clone());
+        ReplicaSpec {
+            id: id.to_string(),
+            command: svc.command.clone(),
+            workdir: svc.workdir.clone(),
+            env,
+            secrets: svc.secrets.clone(),
+            run_dir: self.env.run_dir.clone(),
+        }
+    }
+
+    /// Starts one replica of `service` at `revision`; failures become service events (the
+    /// restart policy decides what happens next).
+    pub(super) async fn start_replica(&mut self, service: &str, revision: u64, restarts: u32) {
+        let Some(spec) = self.specs.get(&revision).cloned() else {
+            return;
+        };
+        let Some(svc) = spec.service(service) else {
+            return;
+        };
+        let port = match free_port() {
+            Ok(p) => p,
+            Err(e) => {
+                self.event(service, format!("no free port for a new replica: {e}"));
+                return;
+            }
+        };
+        let id = format!("{}-{}-r{revision}-{}", self.app, service, short_random());
+        let rspec = self.replica_spec(&spec, svc, revision, &id, port);
+        match self.env.runtime.start(&rspec, self.exits_tx.clone()).await {
+            Ok(record) => {
+                let now = Instant::now();
+                let check = effective_check(svc);
+                let mut r = Replica {
+                    id: id.clone(),
+                    service: service.to_string(),
+                    revision,
+                    port,
+                    spec: rspec,
+                    record,
+                    state: ReplicaState::Starting,
+                    health: check.as_ref().map(|c| HealthTracker::new(c, now.into_std())),
+                    started: now,
+                    started_at_ms: jiff::Timestamp::now().as_millisecond(),
+                    last_probe: None,
+                    restarts,
+                    probe_task: None,
+                };
+                if let Some(check) = check {
+                    r.probe_task = Some(self.spawn_prober(&r, check));
+                } else {
+                    r.state = ReplicaState::Ready;
+                }
+                tracing::info!(app = %self.app, replica = %id, port, "replica started");
+                self.env.journal.replica_started(&r.row(&self.app));
+                self.replicas.insert(id, r);
+            }
+            Err(e) => {
+                tracing::warn!(app = %self.app, service, error = %e, "replica failed to start");
+                self.event(service, format!("start failed: {e}"));
+                self.on_failure(service, revision, restarts, zenith_runtime::ExitStatus::Unknown);
+            }
+        }
+    }
+
+    /// Probes a replica on its check's interval and reports each result to the loop.
+    pub(super) fn spawn_prober(&self, r: &Replica, check: HealthCheck) -> AbortHandle {
+        let runtime: Arc<dyn Runtime> = self.env.runtime.clone();
+        let events = self.events_tx.clone();
+        let spec = r.spec.clone();
+        let port = r.port;
+        let id = r.id.clone();
+        let first = check.interval.min(Duration::from_millis(250));
+        tokio::spawn(async move {
+            tokio::time::sleep(first).await;
+            loop {
+                let res = zenith_runtime::probe(&check, port, runtime.as_ref(), &spec).await;
+                let (ok, detail) = match res {
+                    Ok(()) => (true, "ok".to_string()),
+                    Err(e) => (false, e),
+                };
+                if events
+                    .send(Event::Probe {
+                        id: id.clone(),
+                        ok,
+                        detail,
+                    })
+                    .is_err()
+                {
+                    return;
+                }
+                tokio::time::sleep(check.interval).await;
+            }
+        })
+        .abort_handle()
+    }
+
+    /// Takes a replica out of traffic and stops it on a side task. The loop learns of its
+    /// end from the `Exit` (or the task's `Stopped`).
+    pub(super) fn stop_replica(&mut self, id: &str) {
+        if let Some(job) = self.stop_job(id) {
+            let events = self.events_tx.clone();
+            let id = id.to_string();
+            tokio::spawn(async move {
+                job.await;
+                let _ = events.send(Event::Stopped { id });
+            });
+        }
+    }
+
+    /// Marks a replica as leaving and returns the work of stopping it: drain, pre-stop hook,
+    /// SIGTERM, SIGKILL after the grace period. `None` when it is already leaving.
+    pub(super) fn stop_job(&mut self, id: &str) -> Option<impl Future<Output = ()> + Send + 'static> {
+        let r = self.replicas.get_mut(id)?;
+        if r.state == ReplicaState::Stopping {
+            return None;
+        }
+        r.state = ReplicaState::Stopping;
+        if let Some(t) = r.probe_task.take() {
+            t.abort();
+        }
+        let svc = self.specs.get(&r.revision).and_then(|s| s.service(&r.service)).cloned();
+        let router: Option<Router> = self.routers.get(&r.service).map(|(_, r)| r.clone());
+        let runtime = self.env.runtime.clone();
+        let spec = r.spec.clone();
+        let id = id.to_string();
+        let service = r.service.clone();
+        self.sync_router(&service);
+        Some(async move {
+            let (drain, grace, pre_stop) = match &svc {
+                Some(s) => (s.drain_timeout, s.stop_grace, s.pre_stop.clone()),
+                None => (Duration::from_secs(30), Duration::from_secs(10), None),
+            };
+            if let Some(router) = router {
+                let outcome = router.drain(&id, drain).await;
+                if !outcome.drained {
+                    tracing::warn!(replica = %id, cut = outcome.cut, "drain timed out");
+                }
+            }
+            if let Some(cmd) = pre_stop {
+                match runtime.exec(&spec, &cmd, grace).await {
+                    Ok(out) if out.status.success() => {}
+                    Ok(out) => {
+                        tracing::warn!(replica = %id, status = ?out.status, output = %out.output, "pre-stop hook failed")
+                    }
+                    Err(e) => tracing::warn!(replica = %id, error = %e, "pre-stop hook failed"),
+                }
+            }
+            if let Err(e) = runtime.stop(&id, grace).await {
+                tracing::warn!(replica = %id, error = %e, "stop failed");
+            }
+        })
+    }
+}

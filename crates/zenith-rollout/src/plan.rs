@@ -1,0 +1,204 @@
+//! The deploy plan: what a new revision changes against the running one, service by service,
+//! and the order of starts and stops a rolling update will go through. Pure: `zenith deploy
+//! --dry-run` prints it, `zenith deploy` prints it before carrying it out.
+
+use serde::{Deserialize, Serialize};
+use zenith_spec::{AppSpec, ServiceSpec, UpdateStrategy};
+
+use crate::rolling::{self, Counts};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeployPlan {
+    pub app: String,
+    pub from_revision: Option<u64>,
+    pub to_revision: u64,
+    pub services: Vec<ServicePlan>,
+    /// Services of the running revision that the new one no longer has, stopped last.
+    pub removed: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServicePlan {
+    pub service: String,
+    pub action: Action,
+    /// What changed in the service's spec (field names), empty for a new service.
+    pub changes: Vec<String>,
+    /// The rolling steps, one line each, in order.
+    pub steps: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Action {
+    Create,
+    Update,
+    Scale,
+    Unchanged,
+}
+
+impl DeployPlan {
+    pub fn is_noop(&self) -> bool {
+        self.removed.is_empty() && self.services.iter().all(|s| s.action == Action::Unchanged)
+    }
+}
+
+/// Plans `new` (to become revision `to`) against `old` (revision `from`, running now).
+pub fn plan(old: Option<(&AppSpec, u64)>, new: &AppSpec, to: u64) -> DeployPlan {
+    let mut services = Vec::new();
+    for svc in &new.services {
+        let before = old.and_then(|(o, _)| o.service(&svc.name));
+        services.push(plan_service(before, svc, to));
+    }
+    let removed = old
+        .map(|(o, _)| {
+            o.services
+                .iter()
+                .filter(|s| new.service(&s.name).is_none())
+                .map(|s| s.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    DeployPlan {
+        app: new.name.clone(),
+        from_revision: old.map(|(_, n)| n),
+        to_revision: to,
+        services,
+        removed,
+    }
+}
+
+fn plan_service(before: Option<&ServiceSpec>, svc: &ServiceSpec, to: u64) -> ServicePlan {
+    let UpdateStrategy::Rolling(rolling) = &svc.update;
+    let Some(before) = before else {
+        return ServicePlan {
+            service: svc.name.clone(),
+            action: Action::Create,
+            changes: Vec::new(),
+            steps: vec![format!(
+                "start {} replica(s) of r{to}, each joins the router once healthy",
+                svc.replicas
+            )],
+        };
+    };
+    let changes = changed_fields(before, svc);
+    if changes.is_empty() {
+        return ServicePlan {
+            service: svc.name.clone(),
+            action: Action::Unchanged,
+            changes,
+            steps: Vec::new(),
+        };
+    }
+    if changes == ["replicas"] {
+        let verb = if svc.replicas > before.replicas {
+            "start"
+        } else {
+            "stop"
+        };
+        return ServicePlan {
+            service: svc.name.clone(),
+            action: Action::Scale,
+            changes,
+            steps: vec![format!(
+                "{verb} {} replica(s): {} → {}",
+                svc.replicas.abs_diff(before.replicas),
+                before.replicas,
+                svc.replicas
+            )],
+        };
+    }
+    ServicePlan {
+        service: svc.name.clone(),
+        action: Action::Update,
+        changes,
+        steps: simulate(before.replicas, svc.replicas, rolling, to),
+    }
+}
+
+/// The rolling steps as they happen when every new replica turns healthy at once.
+fn simulate(old: u32, replicas: u32, r: &zenith_spec::Rolling, to: u64) -> Vec<String> {
+    let mut c = Counts {
+        old_total: old,
+        old_ready: old,
+        ..Counts::default()
+    };
+    let mut steps = Vec::new();
+    for _ in 0..(old + replicas) * 2 + 2 {
+        c.new_ready = c.new_total;
+        let s = rolling::step(replicas, r, c);
+        if s.is_empty() {
+            break;
+        }
+        let mut parts = Vec::new();
+        if s.stop_old > 0 {
+            parts.push(format!("drain and stop {} old", s.stop_old));
+        }
+        if s.start_new > 0 {
+            parts.push(format!("start {} of r{to} and wait until healthy", s.start_new));
+        }
+        if s.stop_new > 0 {
+            parts.push(format!("stop {} surplus", s.stop_new));
+        }
+        let stop_ready = s.stop_old.saturating_sub(c.old_total - c.old_ready);
+        c.old_total -= s.stop_old;
+        c.old_ready -= stop_ready;
+        c.new_total = c.new_total + s.start_new - s.stop_new;
+        steps.push(format!(
+            "{} → {} old, {} new",
+            parts.join(", then "),
+            c.old_total,
+            c.new_total
+        ));
+    }
+    steps
+}
+
+/// Names of the spec fields that differ, for the plan's "what changed" line.
+fn changed_fields(a: &ServiceSpec, b: &ServiceSpec) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut check = |name: &str, differs: bool| {
+        if differs {
+            out.push(name.to_string());
+        }
+    };
+    check("runtime", a.runtime != b.runtime);
+    check("image", a.image != b.image);
+    check("command", a.command != b.command);
+    check("workdir", a.workdir != b.workdir);
+    check("replicas", a.replicas != b.replicas);
+    check("env", a.env != b.env);
+    check("secrets", a.secrets != b.secrets);
+    check("state_dirs", a.state_dirs != b.state_dirs);
+    check("port", a.port != b.port);
+    check("health", a.health != b.health);
+    check("restart", a.restart != b.restart);
+    check("update", a.update != b.update);
+    check("pre_stop", a.pre_stop != b.pre_stop);
+    check("stop_grace", a.stop_grace != b.stop_grace);
+    check("drain_timeout", a.drain_timeout != b.drain_timeout);
+    out
+}
+
+impl std::fmt::Display for DeployPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.from_revision {
+            Some(n) => writeln!(f, "{}: r{n} → r{}", self.app, self.to_revision)?,
+            None => writeln!(f, "{}: new app, r{}", self.app, self.to_revision)?,
+        }
+        for s in &self.services {
+            let action = match s.action {
+                Action::Create => "create".to_string(),
+                Action::Unchanged => "unchanged".to_string(),
+                Action::Scale | Action::Update => format!("update ({})", s.changes.join(", ")),
+            };
+            writeln!(f, "  {}: {action}", s.service)?;
+            for (i, step) in s.steps.iter().enumerate() {
+                writeln!(f, "    {}. {step}", i + 1)?;
+            }
+        }
+        for r in &self.removed {
+            writeln!(f, "  {r}: remove (drain and stop every replica)")?;
+        }
+        Ok(())
+    }
+}

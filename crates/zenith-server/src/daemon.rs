@@ -1,0 +1,207 @@
+//! `zenith serve`: opens the data directory (one daemon per directory), the state store and
+//! the admin token, sweeps up replicas a crashed daemon lost track of, brings every app back
+//! under a controller (adopting the replicas still running), serves the API, and on SIGTERM
+//! or SIGINT stops the apps gracefully.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use zenith_rollout::{Env, Start};
+use zenith_runtime::{ProcessRuntime, Runtime};
+use zenith_spec::AppSpec;
+
+use crate::api::{self, State};
+use crate::journal::{StoreJournal, to_rollout_row};
+use crate::store::Store;
+
+pub struct ServeConfig {
+    pub data_dir: PathBuf,
+    /// The API's address (loopback by default: the API is for this host's CLI).
+    pub listen: SocketAddr,
+    /// Where the apps' public routers listen.
+    pub router_host: IpAddr,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("cannot use the data directory {}: {source}", path.display())]
+    DataDir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "another zenith daemon already uses the data directory {} (its lock file is held); stop it first or pass another --data-dir",
+        path.display()
+    )]
+    Locked { path: PathBuf },
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+    #[error(transparent)]
+    Bootstrap(#[from] crate::auth::BootstrapError),
+    #[error("cannot listen on {addr} for the API: {source} (is another daemon running? pass --listen)")]
+    Listen {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Written beside the state so the CLI on this host finds the daemon by itself.
+pub const DISCOVERY_FILE: &str = "daemon.json";
+
+pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
+    let dir = &config.data_dir;
+    let io = |source| ServeError::DataDir {
+        path: dir.clone(),
+        source,
+    };
+    create_private_dir(dir).map_err(io)?;
+    let lock = std::fs::File::create(dir.join("daemon.lock")).map_err(io)?;
+    if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+        return Err(ServeError::Locked { path: dir.clone() });
+    }
+    let store = Store::open(&dir.join("state.db"))?;
+    let token_file = crate::auth::ensure_admin_token(&store, dir)?;
+    let run_dir = dir.join("run");
+    create_private_dir(&run_dir).map_err(io)?;
+    let canonical = std::fs::canonicalize(dir).map_err(io)?;
+    let marker = blake3::hash(canonical.as_os_str().as_encoded_bytes()).to_hex()[..12].to_string();
+
+    let known: Vec<String> = store.replicas()?.into_iter().map(|r| r.id).collect();
+    crate::orphans::sweep(&marker, &known);
+
+    let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new());
+    let env = Env {
+        runtime,
+        journal: Arc::new(StoreJournal { store: store.clone() }),
+        run_dir: run_dir.clone(),
+        router_host: config.router_host,
+        daemon_marker: marker,
+        routers: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
+    };
+    let mut apps = BTreeMap::new();
+    for row in store.apps()? {
+        let load = |n: Option<u64>| -> Option<(u64, Arc<AppSpec>)> {
+            let rev = store.revision(&row.name, n?).ok()??;
+            let spec = serde_json::from_str(&rev.spec_json).ok()?;
+            Some((rev.number, Arc::new(spec)))
+        };
+        let desired = load(row.desired_revision);
+        let active = load(row.active_revision);
+        let replicas: Vec<_> = store
+            .replicas_of(&row.name)?
+            .iter()
+            .filter_map(to_rollout_row)
+            .collect();
+        let mut specs = HashMap::new();
+        for n in replicas.iter().map(|r| r.revision) {
+            if let Some((n, s)) = load(Some(n)) {
+                specs.insert(n, s);
+            }
+        }
+        for (n, s) in desired.iter().chain(active.iter()) {
+            specs.insert(*n, s.clone());
+        }
+        tracing::info!(app = %row.name, desired = ?row.desired_revision, replicas = replicas.len(), "resuming app");
+        let start = Start {
+            app: row.name.clone(),
+            desired,
+            active,
+            specs,
+            replicas,
+        };
+        apps.insert(
+            row.name.clone(),
+            zenith_rollout::controller::spawn(env.clone(), start).await,
+        );
+    }
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| ServeError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(io)?;
+    let state = Arc::new(State {
+        store,
+        env: env.clone(),
+        apps: tokio::sync::Mutex::new(apps),
+        data_dir: dir.clone(),
+        started: std::time::Instant::now(),
+    });
+    let discovery = serde_json::json!({
+        "address": format!("http://{addr}"),
+        "pid": std::process::id(),
+        "token_file": token_file,
+    });
+    write_atomic(&dir.join(DISCOVERY_FILE), discovery.to_string().as_bytes()).map_err(io)?;
+    tracing::info!(%addr, data_dir = %dir.display(), "zenith daemon listening");
+
+    let rotation = tokio::spawn(rotate_logs(run_dir));
+    let shutdown_state = state.clone();
+    axum::serve(listener, api::app(state))
+        .with_graceful_shutdown(async {
+            wait_for_signal().await;
+            tracing::info!("stopping: apps first, in order");
+        })
+        .await
+        .map_err(io)?;
+    rotation.abort();
+    let apps = shutdown_state.apps.lock().await;
+    let _ = tokio::time::timeout(Duration::from_secs(300), async {
+        for (name, handle) in apps.iter().rev() {
+            tracing::info!(app = %name, "stopping app");
+            handle.shutdown().await;
+        }
+    })
+    .await;
+    let _ = std::fs::remove_file(dir.join(DISCOVERY_FILE));
+    drop(lock);
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+/// Copy-truncate rotation of replica logs past 10 MiB, keeping three old files each.
+async fn rotate_logs(run_dir: PathBuf) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(30)).await;
+        let Ok(entries) = std::fs::read_dir(&run_dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let log = e.path().join("output.log");
+            if let Err(err) = zenith_runtime::rotate_log(&log, 10 << 20, 3) {
+                tracing::debug!(path = %log.display(), error = %err, "log rotation skipped");
+            }
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

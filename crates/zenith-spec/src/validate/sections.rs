@@ -1,0 +1,116 @@
+//! Validation of a service's `health`, `restart` and `update` tables, with their defaults.
+//! The defaults follow Docker Swarm where Swarm has one (restart delay 5 s, one replica at a
+//! time, start-first) so that imported compose files behave as they did.
+
+use std::time::Duration;
+
+use super::Validator;
+use crate::config::{HealthConfig, RestartConfig, UpdateConfig};
+use crate::model::{HealthCheck, Probe, RestartCondition, RestartPolicy, Rolling, UpdateOrder, UpdateStrategy};
+
+/// Strategies that the design plans but the rollout engine does not run yet.
+const PLANNED_STRATEGIES: [&str; 2] = ["canary", "blue-green"];
+
+impl Validator<'_> {
+    pub(super) fn health(&mut self, service: &str, h: &HealthConfig) -> HealthCheck {
+        let at = |field: &'static str| ["services", service, "health", field];
+        let mut probes = Vec::new();
+        if let Some(path) = &h.http {
+            if !path.starts_with('/') {
+                self.error(
+                    &at("http"),
+                    format!("\"{path}\" is not a URL path; write it as \"/health\""),
+                );
+            }
+            probes.push(("http", Probe::Http { path: path.clone() }));
+        }
+        if h.tcp == Some(true) {
+            probes.push(("tcp", Probe::Tcp));
+        }
+        if let Some(cmd) = &h.exec {
+            let command = self.command(cmd, &at("exec"));
+            probes.push(("exec", Probe::Exec { command }));
+        }
+        let probe = match probes.len() {
+            1 => probes.remove(0).1,
+            0 => {
+                self.error(
+                    &["services", service, "health"],
+                    "no probe: set exactly one of http = \"/path\", tcp = true or exec = \"command\"",
+                );
+                Probe::Tcp
+            }
+            _ => {
+                let kinds: Vec<&str> = probes.iter().map(|p| p.0).collect();
+                self.error(
+                    &at(kinds[1]),
+                    format!("more than one probe ({}); keep exactly one of them", kinds.join(", ")),
+                );
+                probes.remove(0).1
+            }
+        };
+        HealthCheck {
+            probe,
+            interval: self.positive(h.interval, Duration::from_secs(5), &at("interval")),
+            timeout: self.positive(h.timeout, Duration::from_secs(2), &at("timeout")),
+            retries: self.count(h.retries, 3, 1, &at("retries"), ""),
+            start_period: h.start_period.map_or(Duration::ZERO, |d| d.0),
+        }
+    }
+
+    pub(super) fn restart(&mut self, service: &str, r: Option<&RestartConfig>) -> RestartPolicy {
+        let r = r.cloned().unwrap_or_default();
+        let at = |field: &'static str| ["services", service, "restart", field];
+        let max_attempts = r.max_attempts.map(|n| {
+            self.count(
+                Some(n),
+                1,
+                1,
+                &at("max_attempts"),
+                " (to never restart, set condition = \"none\")",
+            )
+        });
+        RestartPolicy {
+            condition: r.condition.unwrap_or(RestartCondition::Any),
+            delay: r.delay.map_or(Duration::from_secs(5), |d| d.0),
+            max_attempts,
+            window: r.window.map(|w| self.positive(Some(w), w.0, &at("window"))),
+        }
+    }
+
+    pub(super) fn update(&mut self, service: &str, u: Option<&UpdateConfig>) -> UpdateStrategy {
+        let u = u.cloned().unwrap_or_default();
+        let at = |field: &'static str| ["services", service, "update", field];
+        match u.strategy.as_deref() {
+            None | Some("rolling") => {}
+            Some(s) if PLANNED_STRATEGIES.contains(&s) => self.error(
+                &at("strategy"),
+                format!("the {s} strategy is not available yet; use strategy = \"rolling\" for now"),
+            ),
+            Some(s) => self.error(
+                &at("strategy"),
+                format!("unknown strategy \"{s}\"; the available strategy is \"rolling\" (canary and blue-green are planned)"),
+            ),
+        }
+        let max_surge = self.count(u.max_surge, 1, 0, &at("max_surge"), "");
+        let max_unavailable = self.count(u.max_unavailable, 0, 0, &at("max_unavailable"), "");
+        if max_surge == 0 && max_unavailable == 0 {
+            let field = if u.max_surge.is_some() {
+                "max_surge"
+            } else {
+                "max_unavailable"
+            };
+            self.error(
+                &at(field),
+                "max_surge and max_unavailable are both 0, so an update could never replace a replica; \
+                 set max_surge = 1 (start a new replica first) or max_unavailable = 1 (stop an old one first)",
+            );
+        }
+        UpdateStrategy::Rolling(Rolling {
+            max_surge,
+            max_unavailable,
+            order: u.order.unwrap_or(UpdateOrder::StartFirst),
+            progress_deadline: self.positive(u.progress_deadline, Duration::from_secs(60), &at("progress_deadline")),
+        })
+    }
+}

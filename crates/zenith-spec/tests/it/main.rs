@@ -1,0 +1,6 @@
+//! Integration tests of zenith-spec: where each class of error is reported, the repository's
+//! examples, round trips, and docker-compose import.
+
+mod compose;
+mod errors;
+mod examples;

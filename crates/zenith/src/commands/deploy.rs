@@ -1,0 +1,189 @@
+//! `zenith deploy` and `zenith rollback`: send a spec (or a revision to go back to), print
+//! the plan, then follow the rollout until it completes or fails.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::anyhow;
+use clap::Args;
+use serde_json::json;
+use zenith_server::api::apps::{AppSummary, DeployResponse};
+use zenith_server::store::RevisionStatus;
+
+use super::CmdResult;
+use crate::client::{Client, DaemonArgs};
+use crate::exit::{self, Failure};
+use crate::output::Out;
+
+#[derive(Args, Debug)]
+pub struct DeployArgs {
+    /// The app spec.
+    #[arg(short = 'f', long = "file", default_value = "zenith.toml", value_name = "FILE")]
+    file: PathBuf,
+    #[command(flatten)]
+    follow: Follow,
+}
+
+/// Shared by deploy and rollback: dry runs and how long to follow the rollout.
+#[derive(Args, Debug)]
+struct Follow {
+    /// Print the plan and change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Return once the rollout has begun instead of following it.
+    #[arg(long)]
+    no_wait: bool,
+    /// Give up following after this long (the rollout itself goes on).
+    #[arg(long, default_value = "10m", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+}
+
+#[derive(Args, Debug)]
+pub struct RollbackArgs {
+    app: String,
+    /// The revision to go back to (default: the newest earlier one that completed).
+    revision: Option<u64>,
+    #[command(flatten)]
+    follow: Follow,
+}
+
+pub fn deploy(args: DeployArgs, daemon: &DaemonArgs, out: Out) -> CmdResult {
+    let spec = zenith_spec::load(&args.file).map_err(|e| Failure {
+        code: exit::USAGE,
+        error: anyhow!("{e}"),
+    })?;
+    let client = Client::connect(daemon)?;
+    let source = std::fs::canonicalize(&args.file).unwrap_or(args.file.clone());
+    let body = json!({ "spec": spec, "source": source.display().to_string(), "dry_run": args.follow.dry_run });
+    let resp: DeployResponse = client.post(&format!("/v1/apps/{}/deploy", spec.name), &body)?;
+    finish(&client, &spec.name, resp, &args.follow, out)
+}
+
+pub fn rollback(args: RollbackArgs, daemon: &DaemonArgs, out: Out) -> CmdResult {
+    let client = Client::connect(daemon)?;
+    let body = json!({ "revision": args.revision, "dry_run": args.follow.dry_run });
+    let resp: DeployResponse = client.post(&format!("/v1/apps/{}/rollback", args.app), &body)?;
+    if !args.follow.dry_run {
+        out.note("state directories are left as they are: this rollback changes code and config only");
+    }
+    finish(&client, &args.app, resp, &args.follow, out)
+}
+
+fn finish(client: &Client, app: &str, resp: DeployResponse, follow: &Follow, out: Out) -> CmdResult {
+    if resp.unchanged {
+        if out.json() {
+            out.print_json(&resp)?;
+        } else {
+            println!("{app}: unchanged, r{} is already the desired revision", resp.revision);
+        }
+        return Ok(exit::OK);
+    }
+    if resp.dry_run {
+        if out.json() {
+            out.print_json(&resp)?;
+        } else {
+            print!("{}", resp.plan);
+            println!("(dry run: nothing changed)");
+        }
+        return Ok(exit::OK);
+    }
+    if !out.json() {
+        print!("{}", resp.plan);
+    }
+    if follow.no_wait {
+        if out.json() {
+            out.print_json(&resp)?;
+        }
+        return Ok(exit::OK);
+    }
+    let (status, summary) = wait(client, app, resp.revision, follow.timeout, out)?;
+    if out.json() {
+        out.print_json(&json!({ "revision": resp.revision, "result": status, "status": summary.status }))?;
+    }
+    match status {
+        RevisionStatus::Complete => {
+            if !out.json() {
+                println!("{app}: r{} complete", resp.revision);
+            }
+            Ok(exit::OK)
+        }
+        _ => {
+            let why = summary
+                .revisions
+                .iter()
+                .find(|r| r.number == resp.revision)
+                .map(|r| r.message.clone())
+                .unwrap_or_default();
+            Err(Failure {
+                code: exit::PROBLEM,
+                error: anyhow!("{app}: r{} {}: {why}", resp.revision, status.as_str()),
+            })
+        }
+    }
+}
+
+/// Follows the rollout of `revision`, printing a line whenever the replica counts change.
+pub fn wait(
+    client: &Client,
+    app: &str,
+    revision: u64,
+    timeout: Duration,
+    out: Out,
+) -> Result<(RevisionStatus, AppSummary), Failure> {
+    let start = Instant::now();
+    let mut last = String::new();
+    loop {
+        let s: AppSummary = client.get(&format!("/v1/apps/{app}"))?;
+        let status = s.revisions.iter().find(|r| r.number == revision).map(|r| r.status);
+        let line = s
+            .status
+            .services
+            .iter()
+            .map(|svc| {
+                let new = svc.replicas.iter().filter(|r| r.revision == revision).count();
+                let ready = svc
+                    .replicas
+                    .iter()
+                    .filter(|r| r.revision == revision && r.state == zenith_rollout::ReplicaState::Ready)
+                    .count();
+                let old = svc.replicas.len() - new;
+                format!(
+                    "{}: {ready}/{} ready of r{revision}, {old} old",
+                    svc.name, svc.desired_replicas
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("; ");
+        if line != last && !out.json() {
+            out.note(format!("  {line}"));
+            last = line;
+        }
+        match status {
+            Some(
+                st @ (RevisionStatus::Complete
+                | RevisionStatus::Failed
+                | RevisionStatus::Superseded
+                | RevisionStatus::RolledBack),
+            ) => {
+                return Ok((st, s));
+            }
+            None => {
+                return Err(Failure {
+                    code: exit::PROBLEM,
+                    error: anyhow!("revision {revision} of {app} disappeared from the history"),
+                });
+            }
+            _ => {}
+        }
+        if start.elapsed() > timeout {
+            return Err(Failure {
+                code: exit::PROBLEM,
+                error: anyhow!(
+                    "r{revision} of {app} is still rolling out after {}; `zenith rollout status {app} --watch` follows it",
+                    humantime::format_duration(timeout)
+                ),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
