@@ -27,8 +27,9 @@ pub struct RouterConfig {
     pub connect_timeout: Duration,
     /// How long an idle pooled connection to a backend is kept.
     pub pool_idle_timeout: Duration,
-    /// How long a client may take to send its request head (slow-loris protection).
-    pub header_read_timeout: Duration,
+    /// How long a client may take to send its request head (slow-loris protection); `None`
+    /// turns the per-request timer off.
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl Default for RouterConfig {
@@ -37,7 +38,7 @@ impl Default for RouterConfig {
             service: String::new(),
             connect_timeout: Duration::from_secs(2),
             pool_idle_timeout: Duration::from_secs(60),
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Some(Duration::from_secs(30)),
         }
     }
 }

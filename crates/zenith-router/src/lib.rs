@@ -101,9 +101,10 @@ impl Router {
             .pool_idle_timeout(config.pool_idle_timeout)
             .build(connector);
         let mut http = hyper::server::conn::http1::Builder::new();
-        http.timer(TokioTimer::new())
-            .header_read_timeout(config.header_read_timeout)
-            .keep_alive(true);
+        http.keep_alive(true).header_read_timeout(config.header_read_timeout);
+        if config.header_read_timeout.is_some() {
+            http.timer(TokioTimer::new());
+        }
 
         let shared = Arc::new(Shared {
             config,

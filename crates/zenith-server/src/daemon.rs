@@ -142,7 +142,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     write_atomic(&dir.join(DISCOVERY_FILE), discovery.to_string().as_bytes()).map_err(io)?;
     tracing::info!(%addr, data_dir = %dir.display(), "zenith daemon listening");
 
-    let rotation = tokio::spawn(rotate_logs(run_dir));
+    let rotation = tokio::spawn(tend_logs(run_dir, state.store.clone()));
     let shutdown_state = state.clone();
     axum::serve(listener, api::app(state))
         .with_graceful_shutdown(async {
@@ -175,19 +175,43 @@ async fn wait_for_signal() {
     }
 }
 
-/// Copy-truncate rotation of replica logs past 10 MiB, keeping three old files each.
-async fn rotate_logs(run_dir: PathBuf) {
+/// Logs of replicas gone this long are deleted.
+const KEEP_LOGS_OF_GONE_REPLICAS: Duration = Duration::from_secs(24 * 3600);
+
+/// Copy-truncate rotation of replica logs past 10 MiB (three old files kept each), and removal
+/// of the directories of replicas that ended more than a day ago.
+async fn tend_logs(run_dir: PathBuf, store: Store) {
     loop {
         tokio::time::sleep(Duration::from_secs(30)).await;
-        let Ok(entries) = std::fs::read_dir(&run_dir) else {
-            continue;
-        };
-        for e in entries.flatten() {
-            let log = e.path().join("output.log");
-            if let Err(err) = zenith_runtime::rotate_log(&log, 10 << 20, 3) {
-                tracing::debug!(path = %log.display(), error = %err, "log rotation skipped");
+        let run_dir = run_dir.clone();
+        let store = store.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let live: std::collections::HashSet<String> = match store.replicas() {
+                Ok(rows) => rows.into_iter().map(|r| r.id).collect(),
+                Err(_) => return,
+            };
+            let Ok(entries) = std::fs::read_dir(&run_dir) else {
+                return;
+            };
+            for e in entries.flatten() {
+                let log = e.path().join("output.log");
+                let id = e.file_name().to_string_lossy().into_owned();
+                if live.contains(&id) {
+                    if let Err(err) = zenith_runtime::rotate_log(&log, 10 << 20, 3) {
+                        tracing::debug!(path = %log.display(), error = %err, "log rotation skipped");
+                    }
+                    continue;
+                }
+                let age = std::fs::metadata(&log)
+                    .and_then(|m| m.modified())
+                    .ok()
+                    .and_then(|t| t.elapsed().ok());
+                if age.is_some_and(|a| a > KEEP_LOGS_OF_GONE_REPLICAS) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
             }
-        }
+        })
+        .await;
     }
 }
 

@@ -107,7 +107,7 @@ impl Controller {
             }
             let Some(svc) = svc.filter(|_| alive) else {
                 tracing::info!(app = %self.app, replica = %row.id, "replica of the previous daemon is gone");
-                self.env.journal.replica_removed(&row.id);
+                self.forget(&row.id);
                 continue;
             };
             let spec = self.specs[&row.revision].clone();
@@ -155,7 +155,7 @@ impl Controller {
         let Some(r) = self.replicas.remove(&exit.id) else {
             return;
         };
-        self.env.journal.replica_removed(&r.id);
+        self.forget(&r.id);
         self.sync_router(&r.service);
         if r.state == ReplicaState::Stopping || self.shutting_down {
             return;
@@ -209,7 +209,7 @@ impl Controller {
                     .is_some_and(|r| r.state == ReplicaState::Stopping)
                 {
                     let r = self.replicas.remove(&id).expect("checked above");
-                    self.env.journal.replica_removed(&r.id);
+                    self.forget(&r.id);
                     self.sync_router(&r.service);
                 }
             }
@@ -416,6 +416,18 @@ impl Controller {
         router.set_backends(backends);
     }
 
+    /// A replica is gone for good: drop its record and its copy of the secrets (its log stays
+    /// for `zenith logs`; the daemon prunes old logs).
+    fn forget(&self, id: &str) {
+        self.env.journal.replica_removed(id);
+        let secrets = self.env.run_dir.join(id).join("secrets");
+        if let Err(e) = std::fs::remove_dir_all(&secrets)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(replica = id, error = %e, "could not remove the replica's secrets");
+        }
+    }
+
     pub(super) fn event(&mut self, service: &str, text: String) {
         let at = jiff::Timestamp::now().strftime("%H:%M:%S");
         let list = self.events.entry(service.to_string()).or_default();
@@ -456,7 +468,7 @@ impl Controller {
             while jobs.join_next().await.is_some() {}
             for id in &ids {
                 if let Some(r) = self.replicas.remove(id) {
-                    self.env.journal.replica_removed(&r.id);
+                    self.forget(&r.id);
                 }
             }
         }

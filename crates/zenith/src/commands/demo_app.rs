@@ -1,7 +1,8 @@
 //! `zenith demo-app`: a small web app bundled in the binary, so a newcomer (and the test
 //! suite) can run zenith's deploy path with nothing else installed. It serves on `$PORT`:
 //! `/` answers with its version, `/health` with its health, `/slow?ms=N` after a delay.
-//! `DEMO_VERSION`, `DEMO_UNHEALTHY=1` and `DEMO_CRASH_AFTER_MS` shape its behaviour. On
+//! `DEMO_VERSION`, `DEMO_UNHEALTHY=1`, `DEMO_UNHEALTHY_AFTER_MS` and `DEMO_CRASH_AFTER_MS`
+//! shape its behaviour. On
 //! SIGTERM it stops accepting and finishes what is in flight.
 
 use std::time::Duration;
@@ -22,6 +23,8 @@ pub fn run() -> CmdResult {
         .context("$PORT is not a port number")?;
     let version = crate::env::var("DEMO_VERSION").unwrap_or_else(|| "v1".into());
     let unhealthy = crate::env::flag("DEMO_UNHEALTHY", false);
+    let sick_after = crate::env::var("DEMO_UNHEALTHY_AFTER_MS").and_then(|v| v.parse::<u64>().ok());
+    let born = std::time::Instant::now();
     let crash_after = crate::env::var("DEMO_CRASH_AFTER_MS").and_then(|v| v.parse::<u64>().ok());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -42,7 +45,8 @@ pub fn run() -> CmdResult {
             .route(
                 "/health",
                 get(move || async move {
-                    if unhealthy {
+                    let sick = sick_after.is_some_and(|ms| born.elapsed() > Duration::from_millis(ms));
+                    if unhealthy || sick {
                         (StatusCode::INTERNAL_SERVER_ERROR, "unhealthy\n")
                     } else {
                         (StatusCode::OK, "ok\n")

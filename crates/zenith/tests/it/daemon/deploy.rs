@@ -155,3 +155,85 @@ fn a_crashing_replica_is_restarted_until_the_policy_gives_up() {
     assert!(events.contains("max_attempts"), "{events}");
     assert_eq!(s["phase"], "degraded", "{s}");
 }
+
+#[test]
+fn a_replica_that_turns_unhealthy_is_replaced_and_status_says_so() {
+    let d = Daemon::start();
+    let port = free_port();
+    let spec = demo_spec("sick", port, "v1", 2, "").replace(
+        "env = { DEMO_VERSION = \"v1\" }",
+        "env = { DEMO_VERSION = \"v1\", DEMO_UNHEALTHY_AFTER_MS = \"2500\" }",
+    );
+    let spec = d.spec("sick.toml", &spec);
+    d.ok(&["deploy", "-f", spec.to_str().unwrap()]);
+    let first: Vec<String> = d.status("sick")["services"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_string())
+        .collect();
+    wait_for(Duration::from_secs(30), "unhealthy replicas to be replaced", || {
+        let s = d.status("sick");
+        let events = s["services"][0]["events"].to_string();
+        let ids: Vec<&str> = s["services"][0]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        events.contains("unhealthy: ") && ids.iter().any(|id| !first.iter().any(|f| f == id))
+    });
+    let s = d.status("sick");
+    let events = s["services"][0]["events"].to_string();
+    assert!(events.contains("GET /health"), "{events}");
+    // The replacement carries its slot's restart count.
+    let restarted = s["services"][0]["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|r| r["restarts"].as_u64().unwrap() >= 1);
+    assert!(restarted, "{s}");
+}
+
+#[test]
+fn logs_and_metrics_come_from_the_replicas_and_the_router() {
+    let d = Daemon::start();
+    let port = free_port();
+    let spec = d.spec("v1.toml", &demo_spec("seen", port, "v1", 1, ""));
+    d.ok(&["deploy", "-f", spec.to_str().unwrap()]);
+    for _ in 0..5 {
+        assert_eq!(get(port, "/").unwrap().0, 200);
+    }
+    let logs = d.ok(&["logs", "seen", "-n", "10"]);
+    assert!(logs.contains("| demo-app v1 listening on 127.0.0.1:"), "{logs}");
+
+    let token = std::fs::read_to_string(d.data().join("admin.token")).unwrap();
+    let discovery: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.data().join("daemon.json")).unwrap()).unwrap();
+    let api = discovery["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    use std::io::{Read, Write};
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    assert!(body.starts_with("HTTP/1.1 200"), "{body}");
+    let line = body
+        .lines()
+        .find(|l| l.starts_with("zenith_router_requests_total") && l.contains("seen/web") && l.contains("2xx"))
+        .unwrap_or_else(|| panic!("no request counter in\n{body}"));
+    let count: f64 = line.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(count >= 5.0, "{line}");
+    assert!(
+        body.contains("zenith_app_replicas{app=\"seen\",service=\"web\",state=\"ready\"} 1"),
+        "{body}"
+    );
+}

@@ -77,7 +77,15 @@ fn sigterm_stops_the_apps_gracefully() {
     let mut d = Daemon::start();
     let port = free_port();
     let app = format!("term{port}");
-    let spec = d.spec("v1.toml", &demo_spec(&app, port, "v1", 2, ""));
+    let marker = d.path("stopped.txt");
+    let spec = demo_spec(&app, port, "v1", 2, "").replace(
+        "env = { DEMO_VERSION = \"v1\" }",
+        &format!(
+            "env = {{ DEMO_VERSION = \"v1\", MARKER = \"{}\" }}\npre_stop = \"echo $ZENITH_REPLICA_ID >> $MARKER\"",
+            marker.display()
+        ),
+    );
+    let spec = d.spec("v1.toml", &spec);
     d.ok(&["deploy", "-f", spec.to_str().unwrap()]);
     assert_eq!(replica_processes(&app), 2);
     let status = d.terminate();
@@ -85,4 +93,40 @@ fn sigterm_stops_the_apps_gracefully() {
     assert_eq!(replica_processes(&app), 0);
     assert!(get(port, "/").is_err());
     assert!(!d.data().join("daemon.json").exists());
+    let hooks = std::fs::read_to_string(&marker).unwrap();
+    assert_eq!(
+        hooks.lines().count(),
+        2,
+        "each replica's pre-stop hook runs once: {hooks}"
+    );
+}
+
+#[test]
+fn kill_9_at_many_instants_of_rollouts_always_converges() {
+    let mut d = Daemon::start();
+    let port = free_port();
+    let app = format!("many{port}");
+    let v0 = d.spec("v0.toml", &demo_spec(&app, port, "v0", 2, ""));
+    d.ok(&["deploy", "-f", v0.to_str().unwrap()]);
+    for (i, delay_ms) in [0u64, 100, 250, 500, 900].into_iter().enumerate() {
+        let version = format!("v{}", i + 1);
+        let spec = d.spec(&format!("{version}.toml"), &demo_spec(&app, port, &version, 2, ""));
+        d.ok(&["deploy", "-f", spec.to_str().unwrap(), "--no-wait"]);
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        d = d.crash_and_restart();
+        let want = format!("hello from {version}\n");
+        wait_for(Duration::from_secs(40), "the rollout to converge after kill -9", || {
+            let s = d.status(&app);
+            s["active_revision"] == (i as u64 + 2)
+                && s["services"][0]["ready_replicas"] == 2
+                && s["services"][0]["replicas"].as_array().unwrap().len() == 2
+        });
+        wait_for(Duration::from_secs(20), "leftover replicas to go", || {
+            replica_processes(&app) == 2
+        });
+        assert_eq!(get(port, "/").unwrap().1, want, "after a kill at {delay_ms} ms");
+    }
+    let history = d.ok(&["rollout", "history", &app, "--output-format", "json"]);
+    let revs: serde_json::Value = serde_json::from_str(&history).unwrap();
+    assert_eq!(revs.as_array().unwrap().len(), 6, "{history}");
 }
