@@ -6,6 +6,10 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO_ROOT="$(dirname "$SCRIPT_DIR")"
 
+# Exact command line, for the report.
+CMDLINE="bench/router_vs_haproxy.sh"
+for a in "$@"; do CMDLINE+=" $(printf '%q' "$a")"; done
+
 ROUNDS=3 DURATION=10s CONNS=64 THREADS=2 BACKENDS=2 BUILD=1 DIRECT=1 WAIT_QUIET=0 OUT=""
 
 usage() {
@@ -168,7 +172,7 @@ kill -TERM "$ROUTER_PID" && wait "$ROUTER_PID" 2>/dev/null || true
 ROUTER_PROXY_ERRORS="$(awk '/^zenith_router_proxy_errors_total/ {s += $2} END {print s + 0}' "$WORK/router.log")"
 
 REPORT="$(
-    echo "Command: \`bench/router_vs_haproxy.sh$([[ $ROUNDS != 3 ]] && echo " --rounds $ROUNDS")\`"
+    echo "Command: \`$CMDLINE\`"
     echo
     echo "Machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')), $(uname -sr);" \
         "$(haproxy -v | head -1 | awk '{print "HAProxy", $3}'), $(wrk -v 2>&1 | head -1 | awk '{print "wrk", $2}');" \

@@ -49,12 +49,15 @@ get() { # one request to the public port, prints the body
     exec 3<&-
 }
 
-load() { # requests until stopped; counts failures
+load() { # requests until $work/stop appears; counts failures
     local ok=0 failed=0
-    trap 'echo "load: $ok requests answered, $failed failed"; exit 0' TERM
-    while true; do
-        if get >/dev/null 2>&1; then ok=$((ok + 1)); else failed=$((failed + 1)); fi
+    while [ ! -e "$work/stop" ]; do
+        case "$(get 2>/dev/null)" in
+        "hello from "*) ok=$((ok + 1)) ;;
+        *) failed=$((failed + 1)) ;;
+        esac
     done
+    echo "load during the update and the rollback: $ok requests answered, $failed failed"
 }
 
 set -x
@@ -72,7 +75,7 @@ get
 "$zenith" rollback demo
 get
 set +x
-kill -TERM "$load_pid"; wait "$load_pid" || true
+touch "$work/stop"; wait "$load_pid" || true
 set -x
 "$zenith" rollout history demo
 "$zenith" audit

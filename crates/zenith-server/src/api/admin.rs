@@ -172,6 +172,28 @@ pub async fn logs(
         .into_response())
 }
 
+/// The router's metrics of each service of one app, per revision, as JSON.
+pub async fn app_metrics(
+    AxState(s): AxState<Shared>,
+    headers: HeaderMap,
+    Path(app): Path<String>,
+) -> Result<Json<std::collections::BTreeMap<String, zenith_router::RouterMetrics>>, ApiError> {
+    authorize(&s, &headers, Action::Read, None)?;
+    if !s.apps.lock().await.contains_key(&app) {
+        return Err(ApiError::NotFound(format!(
+            "no app named {app:?} (`zenith apps` lists them)"
+        )));
+    }
+    let routers = s.env.routers.lock().expect("routers map lock");
+    Ok(Json(
+        routers
+            .iter()
+            .filter(|((a, _), _)| *a == app)
+            .map(|((_, svc), r)| (svc.clone(), r.metrics()))
+            .collect(),
+    ))
+}
+
 /// Router metrics per service and revision, and the apps' replica counts, in the Prometheus
 /// text format.
 pub async fn metrics(AxState(s): AxState<Shared>, headers: HeaderMap) -> Result<Response, ApiError> {

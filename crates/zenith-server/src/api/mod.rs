@@ -41,6 +41,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/apps/{app}/rollback", post(apps::rollback))
         .route("/v1/apps/{app}/revisions", get(apps::revisions))
         .route("/v1/apps/{app}/logs", get(admin::logs))
+        .route("/v1/apps/{app}/metrics", get(admin::app_metrics))
         .route("/v1/tokens", get(admin::tokens).post(admin::create_token))
         .route("/v1/tokens/{name}", delete(admin::revoke_token))
         .route("/v1/audit", get(admin::audit))

@@ -207,24 +207,7 @@ fn logs_and_metrics_come_from_the_replicas_and_the_router() {
     let logs = d.ok(&["logs", "seen", "-n", "10"]);
     assert!(logs.contains("| demo-app v1 listening on 127.0.0.1:"), "{logs}");
 
-    let token = std::fs::read_to_string(d.data().join("admin.token")).unwrap();
-    let discovery: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.data().join("daemon.json")).unwrap()).unwrap();
-    let api = discovery["address"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_string();
-    let mut s = std::net::TcpStream::connect(&api).unwrap();
-    use std::io::{Read, Write};
-    write!(
-        s,
-        "GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        token.trim()
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
+    let body = api_get(&d, "/metrics");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     let line = body
         .lines()
@@ -236,4 +219,34 @@ fn logs_and_metrics_come_from_the_replicas_and_the_router() {
         body.contains("zenith_app_replicas{app=\"seen\",service=\"web\",state=\"ready\"} 1"),
         "{body}"
     );
+
+    let body = api_get(&d, "/v1/apps/seen/metrics");
+    let json: serde_json::Value = serde_json::from_str(body.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    assert!(
+        json["web"]["per_revision"]["1"]["requests"].as_u64().unwrap() >= 5,
+        "{json}"
+    );
+}
+
+/// A raw GET to the daemon's API with the admin token; the whole response.
+fn api_get(d: &Daemon, path: &str) -> String {
+    use std::io::{Read, Write};
+    let token = std::fs::read_to_string(d.data().join("admin.token")).unwrap();
+    let discovery: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.data().join("daemon.json")).unwrap()).unwrap();
+    let api = discovery["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
 }
