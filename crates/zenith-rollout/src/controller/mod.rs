@@ -4,6 +4,8 @@
 //! a single owner and needs no lock. What must survive a daemon crash is written through the
 //! [`Journal`] the daemon provides.
 
+mod events;
+mod publish;
 mod reconcile;
 mod replica;
 
