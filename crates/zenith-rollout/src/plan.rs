@@ -202,3 +202,97 @@ impl std::fmt::Display for DeployPlan {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use zenith_spec::{
+        RestartCondition, RestartPolicy, Rolling, RuntimeKind, ServiceSpec, UpdateOrder, UpdateStrategy,
+    };
+
+    use super::*;
+
+    fn service(name: &str, replicas: u32, version: &str) -> ServiceSpec {
+        ServiceSpec {
+            name: name.into(),
+            runtime: RuntimeKind::Process,
+            image: None,
+            command: vec!["./server".into()],
+            workdir: PathBuf::from("/srv"),
+            replicas,
+            env: BTreeMap::from([("VERSION".into(), version.into())]),
+            secrets: BTreeMap::new(),
+            state_dirs: Vec::new(),
+            port: None,
+            health: None,
+            restart: RestartPolicy {
+                condition: RestartCondition::Any,
+                delay: Duration::from_secs(5),
+                max_attempts: None,
+                window: None,
+            },
+            update: UpdateStrategy::Rolling(Rolling {
+                max_surge: 1,
+                max_unavailable: 0,
+                order: UpdateOrder::StartFirst,
+                progress_deadline: Duration::from_secs(60),
+            }),
+            pre_stop: None,
+            stop_grace: Duration::from_secs(10),
+            drain_timeout: Duration::from_secs(30),
+        }
+    }
+
+    fn app(services: Vec<ServiceSpec>) -> AppSpec {
+        AppSpec {
+            name: "shop".into(),
+            revision_history_limit: 10,
+            services,
+        }
+    }
+
+    #[test]
+    fn a_new_app_creates_every_service() {
+        let p = plan(None, &app(vec![service("web", 2, "v1")]), 1);
+        assert_eq!(p.services[0].action, Action::Create);
+        assert_eq!(
+            p.to_string(),
+            "shop: new app, r1\n  web: create\n    1. start 2 replica(s) of r1, each joins the router once healthy\n"
+        );
+    }
+
+    #[test]
+    fn an_update_lists_changes_and_rolling_steps_in_order() {
+        let old = app(vec![service("web", 2, "v1"), service("worker", 1, "v1")]);
+        let new = app(vec![service("web", 2, "v2"), service("worker", 1, "v1")]);
+        let p = plan(Some((&old, 3)), &new, 4);
+        assert_eq!(p.services[0].action, Action::Update);
+        assert_eq!(p.services[0].changes, vec!["env"]);
+        assert_eq!(
+            p.services[0].steps,
+            vec![
+                "start 1 of r4 and wait until healthy → 2 old, 1 new",
+                "drain and stop 1 old → 1 old, 1 new",
+                "start 1 of r4 and wait until healthy → 1 old, 2 new",
+                "drain and stop 1 old → 0 old, 2 new",
+            ]
+        );
+        assert_eq!(p.services[1].action, Action::Unchanged);
+        assert!(!p.is_noop());
+    }
+
+    #[test]
+    fn scaling_removal_and_no_change() {
+        let old = app(vec![service("web", 2, "v1"), service("cron", 1, "v1")]);
+        let new = app(vec![service("web", 5, "v1")]);
+        let p = plan(Some((&old, 1)), &new, 2);
+        assert_eq!(p.services[0].action, Action::Scale);
+        assert_eq!(p.services[0].steps, vec!["start 3 replica(s): 2 → 5"]);
+        assert_eq!(p.removed, vec!["cron"]);
+        assert!(p.to_string().contains("cron: remove"));
+        assert!(plan(Some((&new, 2)), &new, 3).is_noop());
+    }
+}
