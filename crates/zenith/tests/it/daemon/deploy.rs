@@ -207,6 +207,33 @@ fn logs_and_metrics_come_from_the_replicas_and_the_router() {
     let logs = d.ok(&["logs", "seen", "-n", "10"]);
     assert!(logs.contains("| demo-app v1 listening on 127.0.0.1:"), "{logs}");
 
+    // --follow streams lines written after it started: a new replica's first line.
+    let mut follow = d
+        .cmd()
+        .args(["logs", "seen", "-n", "0", "--follow"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = follow.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let v2 = d.spec("v2.toml", &demo_spec("seen", port, "v2", 1, ""));
+    d.ok(&["deploy", "-f", v2.to_str().unwrap()]);
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no line from logs --follow");
+    assert!(
+        line.contains("-r2-") && line.contains("demo-app v2 listening"),
+        "{line}"
+    );
+    follow.kill().unwrap();
+    let _ = follow.wait();
+
     let body = api_get(&d, "/metrics");
     assert!(body.starts_with("HTTP/1.1 200"), "{body}");
     let line = body
