@@ -10,14 +10,15 @@ REPO_ROOT="$(dirname "$SCRIPT_DIR")"
 CMDLINE="bench/router_vs_haproxy.sh"
 for a in "$@"; do CMDLINE+=" $(printf '%q' "$a")"; done
 
-ROUNDS=3 DURATION=10s CONNS=64 THREADS=2 BACKENDS=2 BUILD=1 DIRECT=1 WAIT_QUIET=0 OUT=""
+ROUNDS=3 DURATION=10s CONNS=64 THREADS=2 BACKENDS=2 BUILD=1 DIRECT=1 WAIT_QUIET=0 OUT="" ROUTER_BIN=""
 
 usage() {
     cat <<'USAGE'
 Usage: bench/router_vs_haproxy.sh [options]
 
 Runs N copies of a tiny HTTP backend on 127.0.0.1, puts HAProxy (2 threads, http-reuse
-always, roundrobin) and zenith's router (2 tokio worker threads) in front of them, and
+always, roundrobin) and zenith's router (started from a 2-worker tokio runtime like the
+daemon's; it serves connections on its own workers, two per core) in front of them, and
 loads each with `wrk -t2 -c64 -d10s --latency`. Rounds are interleaved (haproxy, router,
 haproxy, router, ...); the report gives median requests/s and p99 latency per proxy and the
 router/haproxy ratios against the targets (throughput >= 0.9x, p99 <= 1.5x).
@@ -29,6 +30,8 @@ Options:
   --backends N     backend processes (default 2)
   --no-build       use the existing release build of the examples
   --no-direct      skip the baseline rounds straight against one backend
+  --router-bin F   run this build of the bench_router example (say, a saved copy of an
+                   earlier version) instead of the one in the target directory
   --wait-quiet S   first wait up to S seconds until no cargo/rustc process runs
   --out FILE       also write the report to FILE
   -h, --help       this help
@@ -45,6 +48,7 @@ while [[ $# -gt 0 ]]; do
         --backends) BACKENDS="$2"; shift 2 ;;
         --no-build) BUILD=0; shift ;;
         --no-direct) DIRECT=0; shift ;;
+        --router-bin) ROUTER_BIN="$2"; shift 2 ;;
         --wait-quiet) WAIT_QUIET="$2"; shift 2 ;;
         --out) OUT="$2"; shift 2 ;;
         -h|--help) usage; exit 0 ;;
@@ -68,7 +72,7 @@ fi
 TARGET_DIR="$(cd "$REPO_ROOT" && cargo metadata --format-version 1 --no-deps \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
 BACKEND_BIN="$TARGET_DIR/release/examples/bench_backend"
-ROUTER_BIN="$TARGET_DIR/release/examples/bench_router"
+ROUTER_BIN="${ROUTER_BIN:-$TARGET_DIR/release/examples/bench_router}"
 for bin in "$BACKEND_BIN" "$ROUTER_BIN"; do
     [[ -x $bin ]] || { echo "missing $bin: run without --no-build" >&2; exit 2; }
 done

@@ -2,7 +2,9 @@
 //! `bench/router_vs_haproxy.sh`. Stops gracefully on SIGINT or SIGTERM and prints the
 //! router's own metrics to stderr, so a run can be checked for proxy errors.
 //!
-//! Usage: `bench_router [--threads N] LISTEN BACKEND...` (default 2 worker threads).
+//! Usage: `bench_router [--threads N] LISTEN BACKEND...`. `--threads` sizes the tokio runtime
+//! the router is started from (default 2 workers, as the daemon's on two cores); that runtime
+//! accepts connections, and the router serves them on its own worker threads.
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -14,17 +14,24 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use http::uri::Authority;
+use std::time::Duration;
+
+use http::HeaderValue;
 use tokio::sync::{Notify, watch};
 
 use crate::config::Backend;
 use crate::metrics::RevisionStats;
+use crate::pool::Pool;
+use crate::workers::{self, Workers};
 
 /// Runtime state of one backend, shared by the plan, in-flight guards and drains.
 pub(crate) struct BackendState {
     pub(crate) backend: Backend,
-    pub(crate) authority: Authority,
+    /// The `Host` header for a client request that came without one.
+    pub(crate) host: HeaderValue,
     pub(crate) stats: Arc<RevisionStats>,
+    /// Idle keep-alive connections to this backend, one pool per connection worker.
+    pools: Box<[Pool]>,
     in_flight: AtomicU64,
     /// Set once the backend left the set; requests that raced the swap back off on seeing it.
     leaving: AtomicBool,
@@ -35,17 +42,30 @@ pub(crate) struct BackendState {
 }
 
 impl BackendState {
-    pub(crate) fn new(backend: Backend, stats: Arc<RevisionStats>) -> Self {
-        let authority = Authority::try_from(backend.addr.to_string()).expect("socket address");
+    pub(crate) fn new(backend: Backend, stats: Arc<RevisionStats>, pool_idle_timeout: Duration) -> Self {
+        let host = HeaderValue::try_from(backend.addr.to_string()).expect("a socket address is a header value");
         Self {
             backend,
-            authority,
+            host,
             stats,
+            pools: (0..Workers::get().map_or(1, Workers::len))
+                .map(|_| Pool::new(pool_idle_timeout))
+                .collect(),
             in_flight: AtomicU64::new(0),
             leaving: AtomicBool::new(false),
             idle: Notify::new(),
             cut: watch::Sender::new(false),
         }
+    }
+
+    /// The idle connections of the worker running this thread.
+    pub(crate) fn pool(&self) -> &Pool {
+        &self.pools[workers::current() % self.pools.len()]
+    }
+
+    /// Closes the idle connections of every worker's pool that timed out.
+    pub(crate) fn evict_idle(&self) {
+        self.pools.iter().for_each(Pool::evict_expired);
     }
 
     pub(crate) fn in_flight(&self) -> u64 {
@@ -58,7 +78,10 @@ impl BackendState {
 
     pub(crate) fn set_leaving(&self, leaving: bool) {
         self.leaving.store(leaving, Ordering::SeqCst);
-        if !leaving {
+        if leaving {
+            // No new request comes; requests in flight close their connection at the end.
+            self.pools.iter().for_each(Pool::clear);
+        } else {
             self.cut.send_replace(false);
         }
     }
@@ -190,7 +213,7 @@ mod tests {
             addr: ([127, 0, 0, 1], port).into(),
             revision,
         };
-        Arc::new(BackendState::new(backend, Arc::default()))
+        Arc::new(BackendState::new(backend, Arc::default(), Duration::from_secs(60)))
     }
 
     #[test]

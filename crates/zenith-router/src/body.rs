@@ -4,7 +4,9 @@
 //! client (pool) drops the request without ever polling its body, and the body returns to a
 //! slot so the request can go to another backend. [`RespBody`] carries the in-flight guard
 //! and records the request's metrics when it is dropped, so latency covers the whole response
-//! and a drain waits until the last byte has been sent.
+//! and a drain waits until the last byte has been sent. It also owns the backend connection
+//! while the answer streams: polling the body drives that connection, and the connection
+//! goes back to its backend's pool as soon as the last frame was read.
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -16,6 +18,7 @@ use hyper::body::{Body, Frame, Incoming, SizeHint};
 
 use crate::balance::InFlight;
 use crate::metrics::RevisionStats;
+use crate::pool::Conn;
 
 /// Where an unpolled client body waits after the backend connection failed.
 pub(crate) type BodySlot = Arc<Mutex<Option<Incoming>>>;
@@ -88,16 +91,41 @@ impl Body for ReqBody {
 
 /// Metrics to record once the response is done.
 pub(crate) struct Record {
-    pub(crate) stats: Arc<RevisionStats>,
+    pub(crate) counted: Counted,
     pub(crate) start: Instant,
     pub(crate) status: u16,
-    pub(crate) guard: Option<InFlight>,
+}
+
+/// Where a response is counted.
+pub(crate) enum Counted {
+    /// A backend answered: its revision's counters, reached through the in-flight guard.
+    Backend(InFlight),
+    /// The router answered itself (502, 503).
+    Router(Arc<RevisionStats>),
+}
+
+impl Record {
+    fn stats(&self) -> &RevisionStats {
+        match &self.counted {
+            Counted::Backend(guard) => &guard.backend().stats,
+            Counted::Router(stats) => stats,
+        }
+    }
+
+    fn guard(&self) -> Option<&InFlight> {
+        match &self.counted {
+            Counted::Backend(guard) => Some(guard),
+            Counted::Router(_) => None,
+        }
+    }
 }
 
 /// The response body sent to the client.
 pub(crate) struct RespBody {
     inner: Inner,
     record: Option<Record>,
+    /// The backend connection the body comes from, until the body is complete.
+    conn: Option<Conn>,
 }
 
 enum Inner {
@@ -110,22 +138,51 @@ impl RespBody {
         Self {
             inner: Inner::Full(Some(bytes.into())),
             record,
+            conn: None,
         }
     }
 
-    pub(crate) fn stream(body: Incoming, record: Record) -> Self {
-        Self {
+    /// Streams `body` from `conn`, which returns to the pool of `record`'s backend.
+    pub(crate) fn stream(body: Incoming, record: Record, conn: Conn) -> Self {
+        let mut this = Self {
             inner: Inner::Stream(body),
             record: Some(record),
+            conn: Some(conn),
+        };
+        this.release_if_done();
+        this
+    }
+
+    /// Once the backend's answer was read to its end, its connection can serve another
+    /// request (hyper's server stops polling a body that says it has ended).
+    fn release_if_done(&mut self) {
+        if let Inner::Stream(body) = &self.inner
+            && body.is_end_stream()
+        {
+            self.release();
+        }
+    }
+
+    fn release(&mut self) {
+        let guard = self.record.as_ref().and_then(Record::guard);
+        if let (Some(conn), Some(guard)) = (self.conn.take(), guard) {
+            let backend = guard.backend();
+            if !backend.is_leaving() {
+                backend.pool().put(conn);
+            }
         }
     }
 }
 
 impl Drop for RespBody {
     fn drop(&mut self) {
+        // An answer not read to its end leaves its connection unusable: it closes here.
+        self.release_if_done();
+        drop(self.conn.take());
         if let Some(record) = self.record.take() {
-            record.stats.record(record.status, record.start.elapsed());
-            drop(record.guard);
+            // Counted before the guard goes, so a finished drain has all its requests counted.
+            record.stats().record(record.status, record.start.elapsed());
+            drop(record);
         }
     }
 }
@@ -139,17 +196,27 @@ impl Body for RespBody {
         match &mut this.inner {
             Inner::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Inner::Stream(body) => {
+                if let Some(conn) = &mut this.conn {
+                    conn.drive(cx);
+                }
                 let polled = Pin::new(body).poll_frame(cx);
-                if let Poll::Ready(Some(Err(err))) = &polled
-                    && let Some(record) = &this.record
-                {
-                    // The backend went away mid-response; the client connection is aborted.
-                    tracing::debug!(
-                        backend = record.guard.as_ref().map(|g| g.backend().backend.id.as_str()),
-                        error = %err,
-                        "backend failed while streaming a response"
-                    );
-                    record.stats.proxy_error();
+                match &polled {
+                    Poll::Ready(Some(Err(err))) => {
+                        if let Some(record) = &this.record {
+                            // The backend went away mid-response; the client connection is
+                            // aborted.
+                            tracing::debug!(
+                                backend = record.guard().map(|g| g.backend().backend.id.as_str()),
+                                error = %err,
+                                "backend failed while streaming a response"
+                            );
+                            record.stats().proxy_error();
+                        }
+                        this.conn = None;
+                    }
+                    Poll::Ready(None) => this.release(),
+                    Poll::Ready(Some(Ok(_))) => this.release_if_done(),
+                    Poll::Pending => {}
                 }
                 polled
             }

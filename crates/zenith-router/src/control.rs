@@ -3,7 +3,7 @@
 //! ever reads the compiled plan.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -46,7 +46,7 @@ impl Shared {
                 prior => {
                     replaced.extend(prior);
                     let stats = self.metrics.revision(backend.revision);
-                    Arc::new(BackendState::new(backend, stats))
+                    Arc::new(BackendState::new(backend, stats, self.config.pool_idle_timeout))
                 }
             };
             state.set_leaving(false);
@@ -98,6 +98,29 @@ impl Shared {
         let state = control.leaving.get(id).cloned();
         tracing::debug!(service = %self.config.service, backend = id, ?timeout, "draining");
         Ok(state)
+    }
+}
+
+/// Closes pooled backend connections that sat idle longer than the configured timeout, also
+/// when no request comes by to notice them; ends once the router is gone.
+pub(crate) async fn reap_idle(shared: Weak<Shared>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let backends: Vec<_> = {
+            let control = shared.control();
+            control
+                .current
+                .iter()
+                .chain(control.leaving.values())
+                .cloned()
+                .collect()
+        };
+        backends.iter().for_each(|b| b.evict_idle());
     }
 }
 

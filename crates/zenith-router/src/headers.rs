@@ -14,6 +14,21 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 const HTTP: HeaderValue = HeaderValue::from_static("http");
 const UPGRADE: HeaderValue = HeaderValue::from_static("upgrade");
 
+/// Hop-by-hop headers that go whatever `Connection` says (`Upgrade` is decided apart).
+const HOP_BY_HOP: [HeaderName; 7] = [
+    KEEP_ALIVE,
+    PROXY_CONNECTION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+];
+
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION || name == header::UPGRADE || HOP_BY_HOP.contains(name)
+}
+
 /// True when the message asks to switch protocols (`Connection: upgrade` plus `Upgrade`).
 pub(crate) fn wants_upgrade(headers: &HeaderMap) -> bool {
     headers.contains_key(header::UPGRADE)
@@ -35,6 +50,14 @@ fn tokens(value: &HeaderValue) -> impl Iterator<Item = &str> {
 /// Removes hop-by-hop headers, including any the `Connection` header names. With `upgrade`,
 /// the `Upgrade` header stays and `Connection: upgrade` is set again.
 pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Most messages carry none of them: one pass over a handful of names (standard names
+    // compare by tag) is cheaper than hashing each of the nine names below.
+    if !headers.keys().any(is_hop_by_hop) {
+        if upgrade {
+            headers.insert(header::CONNECTION, UPGRADE);
+        }
+        return;
+    }
     // Headers listed in `Connection` are hop-by-hop too; the common case has no such list,
     // so the lookup is all it costs.
     if let header::Entry::Occupied(entry) = headers.entry(header::CONNECTION) {
@@ -50,15 +73,7 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
             }
         }
     }
-    for name in [
-        KEEP_ALIVE,
-        PROXY_CONNECTION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-    ] {
+    for name in HOP_BY_HOP {
         headers.remove(name);
     }
     if upgrade {

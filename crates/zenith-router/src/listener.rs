@@ -2,20 +2,23 @@
 //! upgrades, plus the bookkeeping a graceful shutdown needs (which connections and tunnels are
 //! still open, and a phase signal they all watch).
 
+use std::future::{Future, poll_fn};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
 
 use http::HeaderValue;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::Notify;
 
 use crate::Shared;
 use crate::config::RouterError;
 use crate::proxy;
+use crate::workers::Workers;
 
 /// Where the router is in its life; every connection and tunnel watches it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +65,26 @@ impl Drop for Tracked {
     }
 }
 
+/// Wakes a connection's task when the router's phase changes, and notes that it did.
+#[derive(Default)]
+struct PhaseSignal {
+    changed: AtomicBool,
+    task: Mutex<Option<Waker>>,
+}
+
+impl Wake for PhaseSignal {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.changed.store(true, Ordering::Release);
+        if let Some(task) = &*self.task.lock().unwrap_or_else(|e| e.into_inner()) {
+            task.wake_by_ref();
+        }
+    }
+}
+
 /// Binds with a deep backlog: the default of `std` (128) overflows under a burst of new
 /// connections, which clients see as multi-second SYN retries.
 pub(crate) fn bind(addr: SocketAddr, service: &str) -> Result<TcpListener, RouterError> {
@@ -94,7 +117,10 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
             Ok((stream, peer)) => {
                 // Small responses must not wait for Nagle's algorithm.
                 let _ = stream.set_nodelay(true);
-                tokio::spawn(serve(Arc::clone(&shared), stream, peer));
+                // Counted from here, so a shutdown cannot miss a connection on its way to a
+                // worker.
+                let track = Shared::track(&shared);
+                hand_over(Arc::clone(&shared), track, stream, peer);
             }
             Err(error) => {
                 // Usually out of file descriptors; back off instead of spinning.
@@ -106,31 +132,78 @@ pub(crate) async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     tracing::debug!(service = %shared.config.service, "listener closed");
 }
 
-async fn serve(shared: Arc<Shared>, stream: tokio::net::TcpStream, peer: SocketAddr) {
-    let _track = Shared::track(&shared);
+/// Serves the connection on a worker thread (see [`Workers`]), or on this runtime when
+/// there are none.
+fn hand_over(shared: Arc<Shared>, track: Tracked, stream: TcpStream, peer: SocketAddr) {
+    let Some(workers) = Workers::get() else {
+        tokio::spawn(serve(shared, track, stream, peer));
+        return;
+    };
+    // The socket moves to the worker's event loop: out of this runtime's, into the worker's
+    // once the task runs there.
+    let stream = match stream.into_std() {
+        Ok(stream) => stream,
+        Err(error) => {
+            tracing::debug!(service = %shared.config.service, %peer, %error, "cannot hand the connection over");
+            return;
+        }
+    };
+    workers.spawn(async move {
+        match TcpStream::from_std(stream) {
+            Ok(stream) => serve(shared, track, stream, peer).await,
+            Err(error) => {
+                tracing::debug!(service = %shared.config.service, %peer, %error, "cannot hand the connection over");
+            }
+        }
+    });
+}
+
+async fn serve(shared: Arc<Shared>, _track: Tracked, stream: TcpStream, peer: SocketAddr) {
     let mut phase = shared.phase.subscribe();
-    // Rendered once per connection rather than once per request.
-    let client_ip = HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value");
-    let svc_shared = Arc::clone(&shared);
-    let service = service_fn(move |req| proxy::handle(Arc::clone(&svc_shared), client_ip.clone(), req));
+    // Requests clone this connection's own `Arc`, not the router's: a reference count that
+    // every connection bumps on every request would bounce between cores.
+    let client = Arc::new(proxy::Client {
+        shared: Arc::clone(&shared),
+        ip: HeaderValue::try_from(peer.ip().to_string()).expect("an IP is a header value"),
+    });
+    let service = service_fn(move |req| proxy::handle(Arc::clone(&client), req));
     let conn = shared
         .http
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     tokio::pin!(conn);
+    let signal = Arc::new(PhaseSignal::default());
+    let signal_waker = Waker::from(Arc::clone(&signal));
     let mut seen = Phase::Serving;
     let result = loop {
-        tokio::select! {
-            result = conn.as_mut() => break result,
-            changed = phase.wait_for(|p| *p != seen) => {
-                seen = changed.map_or(Phase::Closed, |p| *p);
-                match seen {
-                    // Finish the request being served, then close instead of keeping alive.
-                    Phase::Draining => conn.as_mut().graceful_shutdown(),
-                    Phase::Closed => return,
-                    Phase::Serving => {}
+        signal.changed.store(true, Ordering::Release);
+        let current = seen;
+        let changed = phase.wait_for(move |p| *p != current);
+        tokio::pin!(changed);
+        let event = poll_fn(|cx| {
+            if let Poll::Ready(result) = conn.as_mut().poll(cx) {
+                return Poll::Ready(Err(result));
+            }
+            // Polling the watch takes a lock that every connection shares, so it is looked
+            // at only when it may have changed, not on each of the connection's wake-ups.
+            if signal.changed.swap(false, Ordering::AcqRel) {
+                *signal.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(cx.waker().clone());
+                if let Poll::Ready(changed) = changed.as_mut().poll(&mut Context::from_waker(&signal_waker)) {
+                    return Poll::Ready(Ok(changed.map_or(Phase::Closed, |p| *p)));
                 }
             }
+            Poll::Pending
+        })
+        .await;
+        match event {
+            Err(result) => break result,
+            Ok(phase) => seen = phase,
+        }
+        match seen {
+            // Finish the request being served, then close instead of keeping alive.
+            Phase::Draining => conn.as_mut().graceful_shutdown(),
+            Phase::Closed => return,
+            Phase::Serving => {}
         }
     };
     if let Err(error) = result {

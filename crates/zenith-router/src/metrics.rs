@@ -5,14 +5,14 @@
 
 use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-/// Histogram shards per revision. Two worker threads recording into one locked histogram
+/// Counter shards per revision. Two worker threads recording into one locked histogram
 /// would contend on every request; a few shards picked per thread keep the lock uncontended.
 const SHARDS: usize = 4;
 /// Latencies above an hour are clamped; two significant digits (1 %) are plenty for
@@ -40,37 +40,59 @@ fn shard_index() -> usize {
 
 /// Live counters of one revision, updated on the request path.
 pub(crate) struct RevisionStats {
-    requests: AtomicU64,
-    classes: [AtomicU64; 5],
+    shards: [Shard; SHARDS],
     proxy_errors: AtomicU64,
-    in_flight: AtomicU64,
-    latency_sum_us: AtomicU64,
-    shards: [Mutex<Histogram<u64>>; SHARDS],
+}
+
+/// One thread's share of a revision's counters. Aligned so that two threads never write to
+/// the same cache line: a counter shared by all connections would move between cores on
+/// every request.
+#[repr(align(128))]
+struct Shard {
+    counts: Mutex<Counts>,
+    /// Entered minus left on this shard; a request may leave on another thread than it
+    /// entered, so only the sum over shards means something.
+    in_flight: AtomicI64,
+}
+
+struct Counts {
+    requests: u64,
+    classes: [u64; 5],
+    latency_sum_us: u64,
+    latency: Histogram<u64>,
 }
 
 impl RevisionStats {
     pub(crate) fn new() -> Self {
         Self {
-            requests: AtomicU64::new(0),
-            classes: Default::default(),
+            shards: std::array::from_fn(|_| Shard {
+                counts: Mutex::new(Counts {
+                    requests: 0,
+                    classes: [0; 5],
+                    latency_sum_us: 0,
+                    latency: new_histogram(),
+                }),
+                in_flight: AtomicI64::new(0),
+            }),
             proxy_errors: AtomicU64::new(0),
-            in_flight: AtomicU64::new(0),
-            latency_sum_us: AtomicU64::new(0),
-            shards: std::array::from_fn(|_| Mutex::new(new_histogram())),
         }
+    }
+
+    fn shard(&self) -> &Shard {
+        &self.shards[shard_index()]
     }
 
     /// Counts one answered request by the status the client saw and how long it took.
     pub(crate) fn record(&self, status: u16, elapsed: Duration) {
         let us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX).max(1);
-        self.requests.fetch_add(1, Relaxed);
-        if let Some(class) = (status / 100).checked_sub(1).filter(|c| *c < 5) {
-            self.classes[usize::from(class)].fetch_add(1, Relaxed);
-        }
-        self.latency_sum_us.fetch_add(us, Relaxed);
         // A poisoned shard only means a panic elsewhere mid-record; the counts are still fine.
-        let mut hist = self.shards[shard_index()].lock().unwrap_or_else(|e| e.into_inner());
-        hist.saturating_record(us.min(MAX_LATENCY_US));
+        let mut counts = self.shard().counts.lock().unwrap_or_else(|e| e.into_inner());
+        counts.requests += 1;
+        if let Some(class) = (status / 100).checked_sub(1).filter(|c| *c < 5) {
+            counts.classes[usize::from(class)] += 1;
+        }
+        counts.latency_sum_us = counts.latency_sum_us.saturating_add(us);
+        counts.latency.saturating_record(us.min(MAX_LATENCY_US));
     }
 
     pub(crate) fn proxy_error(&self) {
@@ -78,27 +100,37 @@ impl RevisionStats {
     }
 
     pub(crate) fn enter(&self) {
-        self.in_flight.fetch_add(1, Relaxed);
+        self.shard().in_flight.fetch_add(1, Relaxed);
     }
 
     pub(crate) fn leave(&self) {
-        self.in_flight.fetch_sub(1, Relaxed);
+        self.shard().in_flight.fetch_sub(1, Relaxed);
     }
 
     fn snapshot(&self) -> RevisionSnapshot {
-        let mut latency = new_histogram();
-        for shard in &self.shards {
-            let hist = shard.lock().unwrap_or_else(|e| e.into_inner());
-            latency.add(&*hist).expect("same bounds");
-        }
-        RevisionSnapshot {
-            requests: self.requests.load(Relaxed),
-            classes: std::array::from_fn(|i| self.classes[i].load(Relaxed)),
+        let mut snapshot = RevisionSnapshot {
+            requests: 0,
+            classes: [0; 5],
             proxy_errors: self.proxy_errors.load(Relaxed),
-            in_flight: self.in_flight.load(Relaxed),
-            latency_sum_us: self.latency_sum_us.load(Relaxed),
-            latency,
+            in_flight: 0,
+            latency_sum_us: 0,
+            latency: new_histogram(),
+        };
+        let mut in_flight = 0i64;
+        for shard in &self.shards {
+            in_flight += shard.in_flight.load(Relaxed);
+            let counts = shard.counts.lock().unwrap_or_else(|e| e.into_inner());
+            snapshot.requests += counts.requests;
+            for (sum, n) in snapshot.classes.iter_mut().zip(counts.classes) {
+                *sum += n;
+            }
+            snapshot.latency_sum_us = snapshot.latency_sum_us.saturating_add(counts.latency_sum_us);
+            snapshot.latency.add(&counts.latency).expect("same bounds");
         }
+        // Shards are read one after another, so a request counted leaving on one but not yet
+        // entering on another can make the sum dip below zero for an instant.
+        snapshot.in_flight = u64::try_from(in_flight).unwrap_or(0);
+        snapshot
     }
 }
 

@@ -15,38 +15,41 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::PathAndQuery;
 use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::{Body, Incoming};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioIo;
 
 use crate::Shared;
 use crate::balance::{BackendState, InFlight};
-use crate::body::{BodySlot, Record, ReqBody, RespBody};
+use crate::body::{BodySlot, Counted, Record, ReqBody, RespBody};
 use crate::headers;
 use crate::listener::Phase;
+use crate::pool::{Conn, SendError};
 
-/// The pooled HTTP/1.1 client used to reach backends.
-pub(crate) type BackendClient = Client<HttpConnector, ReqBody>;
+/// One client connection's context, shared by its requests.
+pub(crate) struct Client {
+    pub(crate) shared: Arc<Shared>,
+    /// The client's address as a header value, rendered once per connection.
+    pub(crate) ip: HeaderValue,
+}
 
 /// Handles one client request; never fails, errors become 502/503 responses.
-pub(crate) async fn handle(
-    shared: Arc<Shared>,
-    client_ip: HeaderValue,
-    mut req: Request<Incoming>,
-) -> Result<Response<RespBody>, Infallible> {
+pub(crate) async fn handle(client: Arc<Client>, mut req: Request<Incoming>) -> Result<Response<RespBody>, Infallible> {
+    let Client { shared, ip: client_ip } = &*client;
     let start = Instant::now();
     let upgrade = headers::wants_upgrade(req.headers());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let (mut parts, body) = req.into_parts();
-    headers::forward_request(&mut parts.headers, &client_ip, upgrade);
-    let path = parts
-        .uri
-        .path_and_query()
-        .cloned()
-        .unwrap_or_else(|| PathAndQuery::from_static("/"));
+    headers::forward_request(&mut parts.headers, client_ip, upgrade);
+    // Backends get the origin form (`/path?query`), whatever form the client used.
+    let path = Uri::from(
+        parts
+            .uri
+            .path_and_query()
+            .cloned()
+            .unwrap_or_else(|| PathAndQuery::from_static("/")),
+    );
     let idempotent = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     let empty = body.is_end_stream();
     // Only a request with a body needs the slot that gives the body back after a failure.
@@ -55,32 +58,36 @@ pub(crate) async fn handle(
 
     let mut tried: Vec<Arc<BackendState>> = Vec::new();
     let mut resent = false;
-    while let Some(guard) = acquire(&shared, &tried) {
-        let backend = Arc::clone(guard.backend());
+    while let Some(guard) = acquire(shared, &tried) {
+        let backend = guard.backend();
         let mut out = Request::new(match (body.take(), &slot) {
             (Some(b), Some(slot)) => ReqBody::stream(b, slot),
             _ => ReqBody::Empty,
         });
         *out.method_mut() = parts.method.clone();
-        *out.uri_mut() = backend_uri(&backend.authority, &path);
+        *out.uri_mut() = path.clone();
         *out.version_mut() = Version::HTTP_11;
         *out.headers_mut() = parts.headers.clone();
+        if !out.headers().contains_key(header::HOST) {
+            out.headers_mut().insert(header::HOST, backend.host.clone());
+        }
 
-        let err = match shared.client.request(out).await {
-            Ok(resp) => return Ok(respond(&shared, resp, guard, start, client_upgrade)),
-            Err(err) => err,
+        let sent = shared.connector.send(backend.pool(), backend.backend.addr, out).await;
+        let (connect, error) = match sent {
+            Ok((resp, conn)) => return Ok(respond(shared, resp, conn, guard, start, client_upgrade)),
+            Err(SendError::NotSent(error)) => (true, error.to_string()),
+            Err(SendError::Failed(error)) => (false, error.to_string()),
         };
-        drop(guard);
         backend.stats.proxy_error();
-        let connect = err.is_connect();
         tracing::debug!(
             service = %shared.config.service,
             backend = %backend.backend.id,
             connect,
-            error = ?err,
+            %error,
             "backend attempt failed"
         );
-        tried.push(backend);
+        tried.push(Arc::clone(backend));
+        drop(guard);
         if let Some(slot) = &slot {
             body = slot.lock().unwrap_or_else(|e| e.into_inner()).take();
             if body.is_none() {
@@ -111,47 +118,39 @@ pub(crate) async fn handle(
 fn acquire(shared: &Shared, tried: &[Arc<BackendState>]) -> Option<InFlight> {
     for _ in 0..4 {
         let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
-        let backend = Arc::clone(shared.plan.load().pick(seq, tried)?);
-        if let Some(guard) = backend.try_acquire() {
+        let plan = shared.plan.load();
+        if let Some(guard) = plan.pick(seq, tried)?.try_acquire() {
             return Some(guard);
         }
     }
     None
 }
 
-fn backend_uri(authority: &Authority, path: &PathAndQuery) -> Uri {
-    let mut parts = http::uri::Parts::default();
-    parts.scheme = Some(Scheme::HTTP);
-    parts.authority = Some(authority.clone());
-    parts.path_and_query = Some(path.clone());
-    Uri::from_parts(parts).expect("scheme, authority and path are set")
-}
-
 fn respond(
     shared: &Arc<Shared>,
     mut resp: Response<Incoming>,
+    conn: Conn,
     guard: InFlight,
     start: Instant,
     client_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<RespBody> {
-    let stats = Arc::clone(&guard.backend().stats);
+    let stats = &guard.backend().stats;
     let status = resp.status();
     if let (Some(client), StatusCode::SWITCHING_PROTOCOLS) = (client_upgrade, status) {
         let backend = hyper::upgrade::on(&mut resp);
         headers::strip_hop_by_hop(resp.headers_mut(), true);
         // The handshake is the request; the tunnel that follows only counts as in flight.
         stats.record(status.as_u16(), start.elapsed());
-        spawn_tunnel(shared, client, backend, guard);
+        spawn_tunnel(shared, client, backend, conn, guard);
         return resp.map(|_| RespBody::full(bytes::Bytes::new(), None));
     }
     headers::strip_hop_by_hop(resp.headers_mut(), false);
     let record = Record {
-        stats,
+        counted: Counted::Backend(guard),
         start,
         status: status.as_u16(),
-        guard: Some(guard),
     };
-    resp.map(|body| RespBody::stream(body, record))
+    resp.map(|body| RespBody::stream(body, record, conn))
 }
 
 fn plain(
@@ -161,10 +160,9 @@ fn plain(
     start: Instant,
 ) -> Response<RespBody> {
     let record = Record {
-        stats,
+        counted: Counted::Router(stats),
         start,
         status: status.as_u16(),
-        guard: None,
     };
     let mut resp = Response::new(RespBody::full(text, Some(record)));
     *resp.status_mut() = status;
@@ -180,6 +178,7 @@ fn spawn_tunnel(
     shared: &Arc<Shared>,
     client: hyper::upgrade::OnUpgrade,
     backend: hyper::upgrade::OnUpgrade,
+    conn: Conn,
     guard: InFlight,
 ) {
     let track = Shared::track(shared);
@@ -189,6 +188,11 @@ fn spawn_tunnel(
     tokio::spawn(async move {
         let _track = track;
         let id = guard.backend().backend.id.clone();
+        // The backend connection hands its socket to the upgrade when it finishes.
+        let backend = async move {
+            conn.finish().await;
+            backend.await
+        };
         let (client, backend) = match tokio::try_join!(client, backend) {
             Ok(pair) => pair,
             Err(error) => {

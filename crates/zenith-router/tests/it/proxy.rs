@@ -1,12 +1,18 @@
 //! Plain proxying: keep-alive on both sides, header rewriting, streaming in both directions,
 //! and the answer when there is no backend.
 
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, StatusCode};
+use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Channel};
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::sync::Notify;
 
 use crate::common::{TestBackend, client, eventually, full, get, router};
 
@@ -129,4 +135,37 @@ async fn binding_a_port_in_use_is_an_error() {
     let router = router();
     let err = zenith_router::Router::bind(router.local_addr(), Default::default()).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::AddrInUse);
+}
+
+#[tokio::test]
+async fn idle_backend_connections_close_after_the_pool_timeout_without_traffic() {
+    // A backend that reports when its one connection ends.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let closed = Arc::new(Notify::new());
+    let notify = Arc::clone(&closed);
+    tokio::spawn(async move {
+        let (stream, _) = listener.accept().await.unwrap();
+        let answer = service_fn(|_| async { Ok::<_, Infallible>(Response::new(full("ok"))) });
+        let _ = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), answer)
+            .await;
+        notify.notify_one();
+    });
+    let config = zenith_router::RouterConfig {
+        service: "web".into(),
+        pool_idle_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let router = zenith_router::Router::bind("127.0.0.1:0".parse().unwrap(), config).unwrap();
+    router.set_backends(vec![zenith_router::Backend {
+        id: "a".into(),
+        addr,
+        revision: 1,
+    }]);
+    assert_eq!(get(&client(), &router, "/").await, (StatusCode::OK, "ok".into()));
+    // No further request comes; the router still closes the pooled connection.
+    tokio::time::timeout(Duration::from_secs(10), closed.notified())
+        .await
+        .expect("idle backend connection closed");
 }
