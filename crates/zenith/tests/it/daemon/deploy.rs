@@ -207,10 +207,12 @@ fn logs_and_metrics_come_from_the_replicas_and_the_router() {
     let logs = d.ok(&["logs", "seen", "-n", "10"]);
     assert!(logs.contains("| demo-app v1 listening on 127.0.0.1:"), "{logs}");
 
-    // --follow streams lines written after it started: a new replica's first line.
+    // --follow streams lines written after it started: a new replica's first line. The last
+    // line of the running replica comes first, which shows the stream is live before the
+    // deploy (otherwise the new replica could log before the follower starts).
     let mut follow = d
         .cmd()
-        .args(["logs", "seen", "-n", "0", "--follow"])
+        .args(["logs", "seen", "-n", "1", "--follow"])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -222,11 +224,18 @@ fn logs_and_metrics_come_from_the_replicas_and_the_router() {
             let _ = tx.send(line);
         }
     });
+    let first = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("no line from logs --follow");
+    assert!(
+        first.contains("-r1-") && first.contains("demo-app v1 listening"),
+        "{first}"
+    );
     let v2 = d.spec("v2.toml", &demo_spec("seen", port, "v2", 1, ""));
     d.ok(&["deploy", "-f", v2.to_str().unwrap()]);
     let line = rx
         .recv_timeout(Duration::from_secs(20))
-        .expect("no line from logs --follow");
+        .expect("no new line from logs --follow");
     assert!(
         line.contains("-r2-") && line.contains("demo-app v2 listening"),
         "{line}"
