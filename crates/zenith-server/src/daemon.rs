@@ -133,6 +133,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         apps: tokio::sync::Mutex::new(apps),
         data_dir: dir.clone(),
         started: std::time::Instant::now(),
+        stopping: tokio::sync::watch::channel(false).0,
     });
     let discovery = serde_json::json!({
         "address": format!("http://{addr}"),
@@ -144,13 +145,28 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     let rotation = tokio::spawn(tend_logs(run_dir, state.store.clone()));
     let shutdown_state = state.clone();
-    axum::serve(listener, api::app(state))
-        .with_graceful_shutdown(async {
-            wait_for_signal().await;
-            tracing::info!("stopping: apps first, in order");
-        })
-        .await
-        .map_err(io)?;
+    let (stop_api, api_stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, api::app(state))
+            .with_graceful_shutdown(async {
+                let _ = api_stopped.await;
+            })
+            .await
+    });
+    tokio::select! {
+        _ = wait_for_signal() => {}
+        ended = &mut server => {
+            tracing::error!(result = ?ended, "the API server stopped by itself; stopping the apps");
+        }
+    }
+    tracing::info!("stopping: the API first, then the apps in order");
+    // Streams that never end on their own (`logs --follow`) must not hold the shutdown up.
+    shutdown_state.stopping.send_replace(true);
+    let _ = stop_api.send(());
+    if tokio::time::timeout(Duration::from_secs(5), &mut server).await.is_err() {
+        tracing::warn!("API connections still open after 5 s; closing them");
+        server.abort();
+    }
     rotation.abort();
     let apps = shutdown_state.apps.lock().await;
     let _ = tokio::time::timeout(Duration::from_secs(300), async {

@@ -140,6 +140,7 @@ pub async fn logs(
     let (tx, rx) = tokio::sync::mpsc::channel::<String>(64);
     let lines = q.lines.unwrap_or(100);
     let follow = q.follow;
+    let mut stopping = s.stopping.subscribe();
     tokio::spawn(async move {
         let mut tailer = crate::logs::Tailer::new(run_dir, prefix);
         for chunk in tailer.initial(lines) {
@@ -151,7 +152,10 @@ pub async fn logs(
             return;
         }
         loop {
-            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            tokio::select! {
+                _ = tokio::time::sleep(std::time::Duration::from_millis(300)) => {}
+                _ = stopping.wait_for(|stop| *stop) => return,
+            }
             for chunk in tailer.poll() {
                 if tx.send(chunk).await.is_err() {
                     return;

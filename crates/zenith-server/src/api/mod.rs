@@ -28,6 +28,8 @@ pub struct State {
     pub apps: Mutex<BTreeMap<String, AppHandle>>,
     pub data_dir: PathBuf,
     pub started: std::time::Instant,
+    /// Turns true when the daemon begins to stop; endless streams end on it.
+    pub stopping: tokio::sync::watch::Sender<bool>,
 }
 
 pub type Shared = Arc<State>;

@@ -88,6 +88,14 @@ fn sigterm_stops_the_apps_gracefully() {
     let spec = d.spec("v1.toml", &spec);
     d.ok(&["deploy", "-f", spec.to_str().unwrap()]);
     assert_eq!(replica_processes(&app), 2);
+    // A client following the logs must not hold the shutdown up.
+    let mut follower = d
+        .cmd()
+        .args(["logs", &app, "--follow"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     let status = d.terminate();
     assert!(status.success(), "{status:?}\n{}", d.log());
     assert_eq!(replica_processes(&app), 0);
@@ -99,6 +107,10 @@ fn sigterm_stops_the_apps_gracefully() {
         2,
         "each replica's pre-stop hook runs once: {hooks}"
     );
+    // The stream ended with the daemon.
+    wait_for(Duration::from_secs(10), "logs --follow to end", || {
+        follower.try_wait().unwrap().is_some()
+    });
 }
 
 #[test]
