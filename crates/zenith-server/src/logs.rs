@@ -1,10 +1,13 @@
 //! Reading replica logs for `zenith logs`: the tail of every log of an app, then the lines
-//! added since, across new replicas and copy-truncate rotation. Each replica writes
+//! added since (through the runtime's `LogFollower`), across new replicas and copy-truncate
+//! rotation. Each replica writes
 //! `<run dir>/<replica id>/output.log` itself, so logs outlive a daemon restart.
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::PathBuf;
+
+use zenith_runtime::LogFollower;
 
 /// How much of a log the initial tail reads at most.
 const TAIL_BYTES: u64 = 256 * 1024;
@@ -12,8 +15,8 @@ const TAIL_BYTES: u64 = 256 * 1024;
 pub struct Tailer {
     run_dir: PathBuf,
     prefix: String,
-    /// Bytes of each log already sent.
-    offsets: HashMap<String, u64>,
+    /// One follower per replica log already shown.
+    followers: HashMap<String, LogFollower>,
 }
 
 impl Tailer {
@@ -21,7 +24,7 @@ impl Tailer {
         Tailer {
             run_dir,
             prefix,
-            offsets: HashMap::new(),
+            followers: HashMap::new(),
         }
     }
 
@@ -49,11 +52,13 @@ impl Tailer {
         self.run_dir.join(id).join("output.log")
     }
 
-    /// The last `lines` lines of every log, prefixed with the replica id.
+    /// The last `lines` lines of every log, prefixed with the replica id; following goes on
+    /// from exactly where each tail ended.
     pub fn initial(&mut self, lines: usize) -> Vec<String> {
         let mut out = Vec::new();
         for id in self.replicas() {
-            let Ok(mut f) = std::fs::File::open(self.log_path(&id)) else {
+            let path = self.log_path(&id);
+            let Ok(mut f) = std::fs::File::open(&path) else {
                 continue;
             };
             let len = f.metadata().map(|m| m.len()).unwrap_or(0);
@@ -66,42 +71,30 @@ impl Tailer {
             let text = String::from_utf8_lossy(&buf[..complete]);
             let all: Vec<&str> = text.lines().collect();
             let skip = all.len().saturating_sub(lines);
-            if lines > 0 {
-                out.push(prefixed(&id, &all[skip..]));
+            out.push(prefixed(&id, &all[skip..]));
+            if let Ok(follower) = LogFollower::from_offset(&path, from + complete as u64) {
+                self.followers.insert(id, follower);
             }
-            self.offsets.insert(id, from + complete as u64);
         }
         out.retain(|c| !c.is_empty());
         out
     }
 
-    /// Lines written since the last call, in whole lines.
+    /// Lines written since the last call, in whole lines, new replicas' logs from their start.
     pub fn poll(&mut self) -> Vec<String> {
         let mut out = Vec::new();
         for id in self.replicas() {
-            let Ok(mut f) = std::fs::File::open(self.log_path(&id)) else {
-                continue;
-            };
-            let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-            let offset = self.offsets.entry(id.clone()).or_insert(0);
-            if len < *offset {
-                *offset = 0; // rotated by copy-truncate
+            if !self.followers.contains_key(&id) {
+                let Ok(follower) = LogFollower::from_start(&self.log_path(&id)) else {
+                    continue;
+                };
+                self.followers.insert(id.clone(), follower);
             }
-            if len == *offset {
-                continue;
+            let follower = self.followers.get_mut(&id).expect("inserted above");
+            if let Ok(lines) = follower.poll_lines() {
+                let lines: Vec<&str> = lines.iter().map(String::as_str).collect();
+                out.push(prefixed(&id, &lines));
             }
-            let mut buf = Vec::new();
-            if f.seek(SeekFrom::Start(*offset)).is_err() || (&mut f).take(len - *offset).read_to_end(&mut buf).is_err()
-            {
-                continue;
-            }
-            let Some(last) = buf.iter().rposition(|b| *b == b'\n') else {
-                continue; // no whole line yet
-            };
-            *offset += last as u64 + 1;
-            let text = String::from_utf8_lossy(&buf[..=last]);
-            let lines: Vec<&str> = text.lines().collect();
-            out.push(prefixed(&id, &lines));
         }
         out.retain(|c| !c.is_empty());
         out

@@ -91,37 +91,36 @@ impl Client {
         })
     }
 
-    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
+    /// Adds the token, when there is one.
+    fn auth<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.token {
+            Some(t) => req.header("Authorization", format!("Bearer {t}")),
+            None => req,
         }
-        self.finish(path, req.call())
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
+        self.finish(path, self.auth(self.agent.get(self.url(path))).call())
     }
 
     pub fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Failure> {
-        let mut req = self.agent.post(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(path, req.send_json(body))
+        self.finish(path, self.auth(self.agent.post(self.url(path))).send_json(body))
     }
 
     pub fn delete<T: DeserializeOwned>(&self, path: &str) -> Result<T, Failure> {
-        let mut req = self.agent.delete(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        self.finish(path, req.call())
+        self.finish(path, self.auth(self.agent.delete(self.url(path))).call())
     }
 
     /// A streaming GET (logs): the body as a reader.
     pub fn stream(&self, path: &str) -> Result<impl Read, Failure> {
-        let mut req = self.agent.get(format!("{}{path}", self.base));
-        if let Some(t) = &self.token {
-            req = req.header("Authorization", format!("Bearer {t}"));
-        }
-        let resp = req.call().map_err(|e| self.unreachable(e))?;
+        let resp = self
+            .auth(self.agent.get(self.url(path)))
+            .call()
+            .map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
             return Err(self.error_of(resp));
         }

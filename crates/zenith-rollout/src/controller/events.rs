@@ -80,23 +80,13 @@ impl Controller {
                 .get(&row.revision)
                 .and_then(|s| s.service(&row.service))
                 .cloned();
-            let alive = match &svc {
-                Some(_) => self
-                    .env
-                    .runtime
-                    .adopt(&row.record, self.exits_tx.clone())
-                    .await
-                    .unwrap_or(false),
-                None => false,
-            };
-            if svc.is_none()
-                && self
-                    .env
-                    .runtime
-                    .adopt(&row.record, self.exits_tx.clone())
-                    .await
-                    .unwrap_or(false)
-            {
+            let alive = self
+                .env
+                .runtime
+                .adopt(&row.record, self.exits_tx.clone())
+                .await
+                .unwrap_or(false);
+            if svc.is_none() && alive {
                 // Alive, but of a revision this daemon no longer knows: it cannot be run on.
                 let runtime = self.env.runtime.clone();
                 let id = row.id.clone();
@@ -159,7 +149,7 @@ impl Controller {
         }
         tracing::warn!(app = %self.app, replica = %r.id, status = ?exit.status, "replica exited");
         let what = format!("replica {} exited ({})", r.id, describe(exit.status));
-        if self.desired.as_ref().map(|d| d.0) == Some(r.revision) {
+        if self.desired_revision() == Some(r.revision) {
             self.last_failure = Some(what.clone());
         }
         self.event(&r.service, what);
@@ -168,7 +158,7 @@ impl Controller {
 
     /// A replica of `service` ended against our will: ask its restart policy what to do.
     pub(super) fn on_failure(&mut self, service: &str, revision: u64, restarts: u32, status: ExitStatus) {
-        if self.desired.as_ref().map(|d| d.0) != Some(revision) {
+        if self.desired_revision() != Some(revision) {
             return; // an old revision's replica: the update is replacing it anyway
         }
         let Some(policy) = self
@@ -211,6 +201,7 @@ impl Controller {
                 }
             }
             Event::Probe { id, ok, detail } => {
+                let desired = self.desired_revision();
                 let Some(r) = self.replicas.get_mut(&id) else {
                     return;
                 };
@@ -225,7 +216,7 @@ impl Controller {
                 match tracker.record(Instant::now().into_std(), outcome) {
                     Some(HealthState::Healthy) => {
                         r.state = ReplicaState::Ready;
-                        if self.desired.as_ref().map(|d| d.0) == Some(r.revision) {
+                        if desired == Some(r.revision) {
                             self.progress_at = Instant::now();
                         }
                         let (service, id) = (r.service.clone(), r.id.clone());

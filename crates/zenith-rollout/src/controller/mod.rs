@@ -159,6 +159,16 @@ struct Controller {
     last_failure: Option<String>,
 }
 
+impl Controller {
+    fn desired_revision(&self) -> Option<u64> {
+        self.desired.as_ref().map(|d| d.0)
+    }
+
+    fn active_revision(&self) -> Option<u64> {
+        self.active.as_ref().map(|a| a.0)
+    }
+}
+
 /// How often timers (restart delays, progress deadlines) are looked at.
 const TICK: Duration = Duration::from_millis(200);
 

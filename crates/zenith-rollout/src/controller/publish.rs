@@ -45,8 +45,8 @@ impl Controller {
         }
         let status = AppStatus {
             app: self.app.clone(),
-            desired_revision: self.desired.as_ref().map(|d| d.0),
-            active_revision: self.active.as_ref().map(|a| a.0),
+            desired_revision: self.desired_revision(),
+            active_revision: self.active_revision(),
             phase: self.phase.clone(),
             message: self.message.clone(),
             services,

@@ -76,7 +76,7 @@ impl Controller {
             for _ in 0..step.start_new {
                 self.start_replica(&svc.name, rev, 0).await;
             }
-            let updating = self.active.as_ref().map(|a| a.0) != Some(rev);
+            let updating = self.active_revision() != Some(rev);
             let stalled = now - self.progress_at > rolling.progress_deadline && counts.new_ready < svc.replicas;
             if updating && stalled {
                 let why = format!(
@@ -118,12 +118,12 @@ impl Controller {
             }
         }
         let degraded = self.given_up.values().any(|n| *n > 0);
-        if all_done && self.active.as_ref().map(|a| a.0) != Some(rev) {
+        if all_done && self.active_revision() != Some(rev) {
             self.active = Some((rev, spec.clone()));
             self.env.journal.revision_outcome(&self.app, rev, Outcome::Complete, "");
             tracing::info!(app = %self.app, revision = rev, "rollout complete");
         }
-        if self.active.as_ref().map(|a| a.0) == Some(rev) && self.phase != Phase::Failed {
+        if self.active_revision() == Some(rev) && self.phase != Phase::Failed {
             (self.phase, self.message) = if degraded {
                 (Phase::Degraded, "restart policy gave up on some replicas".to_string())
             } else if all_done {

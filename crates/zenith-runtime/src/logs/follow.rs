@@ -27,6 +27,13 @@ impl LogFollower {
         Ok(follower)
     }
 
+    /// Follows `path` from byte `offset`: the caller showed everything before it.
+    pub fn from_offset(path: &Path, offset: u64) -> io::Result<Self> {
+        let mut follower = Self::from_start(path)?;
+        follower.offset = offset;
+        Ok(follower)
+    }
+
     /// Follows `path` from its first byte.
     pub fn from_start(path: &Path) -> io::Result<Self> {
         let file = fs_err::File::open(path)?;

@@ -128,9 +128,7 @@ pub async fn logs(
 ) -> Result<Response, ApiError> {
     authorize(&s, &headers, Action::Read, None)?;
     if !s.apps.lock().await.contains_key(&app) {
-        return Err(ApiError::NotFound(format!(
-            "no app named {app:?} (`zenith apps` lists them)"
-        )));
+        return Err(super::apps::unknown_app(&app));
     }
     let prefix = match &q.service {
         Some(svc) => format!("{app}-{svc}-r"),
@@ -184,9 +182,7 @@ pub async fn app_metrics(
 ) -> Result<Json<std::collections::BTreeMap<String, zenith_router::RouterMetrics>>, ApiError> {
     authorize(&s, &headers, Action::Read, None)?;
     if !s.apps.lock().await.contains_key(&app) {
-        return Err(ApiError::NotFound(format!(
-            "no app named {app:?} (`zenith apps` lists them)"
-        )));
+        return Err(super::apps::unknown_app(&app));
     }
     let routers = s.env.routers.lock().expect("routers map lock");
     Ok(Json(

@@ -83,7 +83,7 @@ async fn current_status(s: &Shared, app: &str) -> Result<AppStatus, ApiError> {
         .ok_or_else(|| unknown_app(app))
 }
 
-fn unknown_app(app: &str) -> ApiError {
+pub(super) fn unknown_app(app: &str) -> ApiError {
     ApiError::NotFound(format!("no app named {app:?} (`zenith apps` lists them)"))
 }
 
