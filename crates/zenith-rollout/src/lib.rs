@@ -4,11 +4,15 @@
 //! and falls back when an update fails. It knows nothing of the HTTP API or the database; what
 //! must outlive the daemon goes through the [`controller::Journal`] trait.
 
+pub mod analysis;
 pub mod controller;
 pub mod plan;
+pub mod progressive;
 pub mod rolling;
+mod smoke;
 pub mod status;
 
-pub use controller::{AppHandle, Env, Journal, Outcome, ReplicaRow, Start};
+pub use controller::{AppHandle, Env, Journal, Outcome, ReplicaRow, RolloutRecord, Start};
 pub use plan::{DeployPlan, plan};
-pub use status::{AppStatus, Phase, ReplicaState, ReplicaStatus, ServiceStatus};
+pub use progressive::UserCommand;
+pub use status::{AppStatus, Phase, ReplicaState, ReplicaStatus, RolloutStatus, ServiceRollout, ServiceStatus};

@@ -7,6 +7,8 @@ use zenith_spec::{AppSpec, ServiceSpec, UpdateStrategy};
 
 use crate::rolling::{self, Counts};
 
+mod timeline;
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployPlan {
     pub app: String,
@@ -44,10 +46,15 @@ impl DeployPlan {
 
 /// Plans `new` (to become revision `to`) against `old` (revision `from`, running now).
 pub fn plan(old: Option<(&AppSpec, u64)>, new: &AppSpec, to: u64) -> DeployPlan {
+    plan_with(old, new, to, false)
+}
+
+/// [`plan`] for `zenith deploy --force` too: canary and blue-green services switch at once.
+pub fn plan_with(old: Option<(&AppSpec, u64)>, new: &AppSpec, to: u64, forced: bool) -> DeployPlan {
     let mut services = Vec::new();
     for svc in &new.services {
         let before = old.and_then(|(o, _)| o.service(&svc.name));
-        services.push(plan_service(before, svc, to));
+        services.push(plan_service(before, svc, old.map(|(_, n)| n), to, forced));
     }
     let removed = old
         .map(|(o, _)| {
@@ -67,8 +74,13 @@ pub fn plan(old: Option<(&AppSpec, u64)>, new: &AppSpec, to: u64) -> DeployPlan 
     }
 }
 
-fn plan_service(before: Option<&ServiceSpec>, svc: &ServiceSpec, to: u64) -> ServicePlan {
-    let UpdateStrategy::Rolling(rolling) = &svc.update;
+fn plan_service(
+    before: Option<&ServiceSpec>,
+    svc: &ServiceSpec,
+    from: Option<u64>,
+    to: u64,
+    forced: bool,
+) -> ServicePlan {
     let Some(before) = before else {
         return ServicePlan {
             service: svc.name.clone(),
@@ -89,7 +101,8 @@ fn plan_service(before: Option<&ServiceSpec>, svc: &ServiceSpec, to: u64) -> Ser
             steps: Vec::new(),
         };
     }
-    if changes == ["replicas"] {
+    let progressive = timeline::steps(before, svc, from, to, forced);
+    if changes == ["replicas"] && progressive.is_none() {
         let verb = if svc.replicas > before.replicas {
             "start"
         } else {
@@ -111,7 +124,11 @@ fn plan_service(before: Option<&ServiceSpec>, svc: &ServiceSpec, to: u64) -> Ser
         service: svc.name.clone(),
         action: Action::Update,
         changes,
-        steps: simulate(before.replicas, svc.replicas, rolling, to),
+        steps: match (progressive, &svc.update) {
+            (Some(steps), _) => steps,
+            (None, UpdateStrategy::Rolling(rolling)) => simulate(before.replicas, svc.replicas, rolling, to),
+            (None, _) => Vec::new(),
+        },
     }
 }
 
@@ -282,6 +299,66 @@ mod tests {
         );
         assert_eq!(p.services[1].action, Action::Unchanged);
         assert!(!p.is_noop());
+    }
+
+    fn canary(svc: &mut ServiceSpec) {
+        svc.port = Some(8080);
+        svc.update = UpdateStrategy::Canary(zenith_spec::Canary {
+            steps: [10, 50, 100]
+                .map(|weight| zenith_spec::CanaryStep { weight, pause: None })
+                .to_vec(),
+            analysis: zenith_spec::Analysis {
+                interval: Duration::from_secs(10),
+                min_requests: 50,
+                max_error_rate: 5.0,
+                max_p95: Some(Duration::from_millis(500)),
+                max_p99: None,
+                score: None,
+                failure_limit: 1,
+                success_count: 2,
+                quiet_timeout: Duration::from_secs(300),
+                on_quiet: zenith_spec::OnQuiet::Pause,
+            },
+            probes: Vec::new(),
+            progress_deadline: Duration::from_secs(60),
+        });
+    }
+
+    #[test]
+    fn a_canary_update_prints_its_whole_timeline() {
+        let mut old = app(vec![service("web", 4, "v1")]);
+        canary(&mut old.services[0]);
+        let mut new = old.clone();
+        new.services[0].env.insert("VERSION".into(), "v2".into());
+        new.services[0].update = old.services[0].update.clone();
+        if let UpdateStrategy::Canary(c) = &mut new.services[0].update {
+            c.steps[1].pause = Some(zenith_spec::Pause::Manual);
+        }
+        let p = plan(Some((&old, 3)), &new, 4);
+        assert_eq!(
+            p.services[0].steps,
+            vec![
+                "start 1 replica(s) of r4 beside r3's 4 (no traffic yet) and wait until healthy (deadline 1m)",
+                "step 1/3: 10% of traffic to r4; 2 passing check(s) to go on",
+                "step 2/3: 50% of traffic to r4 (after scaling r4 to 2 replica(s)); 2 passing check(s) to go on; \
+                 then hold until `zenith rollout promote`",
+                "step 3/3: 100% of traffic to r4 (after scaling r4 to 4 replica(s)); 2 passing check(s) to go on",
+                "drain and stop r3's 4 replica(s)",
+                "checks: every 10s: error rate ≤ 5%, p95 ≤ 500 ms; a verdict needs 50 requests \
+                 (a check without them for 5m pauses the rollout)",
+                "abort on failed check 1: traffic back to r3 at once, r4 stopped",
+                "clients keep the revision they first got (cookie) until the rollout ends; \
+                 `X-Zenith-Version: canary` reaches r4 at any step",
+            ]
+        );
+        let forced = plan_with(Some((&old, 3)), &new, 4, true);
+        assert_eq!(
+            forced.services[0].steps,
+            vec![
+                "forced: start 4 replica(s) of r4 beside r3's 4 and wait until healthy (no steps, no analysis)",
+                "all traffic to r4 at once; drain and stop r3",
+            ]
+        );
     }
 
     #[test]

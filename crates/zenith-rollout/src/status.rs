@@ -1,7 +1,13 @@
 //! What an app looks like right now, as the controller publishes it after every change: the
 //! API serves it, `zenith app status` prints it. Plain data.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+use zenith_spec::Analysis;
+
+use crate::analysis::Sample;
+use crate::progressive::Progress;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -27,6 +33,30 @@ pub struct AppStatus {
     /// Why the app is in this phase, in words (empty when complete).
     pub message: String,
     pub services: Vec<ServiceStatus>,
+    /// The canary or blue-green rollout in progress, or else the last one that ended.
+    #[serde(default)]
+    pub rollout: Option<RolloutStatus>,
+}
+
+/// A progressive rollout as `zenith rollout status` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RolloutStatus {
+    pub revision: u64,
+    pub stable: u64,
+    pub forced: bool,
+    pub services: Vec<ServiceRollout>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServiceRollout {
+    pub service: String,
+    pub progress: Progress,
+    /// The canary's step weights (`[100]` for blue-green and forced rollouts).
+    pub steps: Vec<u32>,
+    /// The thresholds checks are held to (`None` for a forced rollout).
+    pub analysis: Option<Analysis>,
+    /// Metrics per revision over the current check's window, refreshed about once a second.
+    pub live: BTreeMap<u64, Sample>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

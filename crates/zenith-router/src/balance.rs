@@ -9,6 +9,8 @@
 //! replica that stalls (a slow request, a GC pause, a cold start) piles up in-flight requests
 //! and stops receiving new ones, while round robin keeps feeding it; the scan costs a few
 //! atomic loads for the handful of replicas one host runs.
+//! During a rollout the plan also carries the compiled pins (`sticky`): a request pinned to a
+//! revision by header or cookie skips the draw and goes to that revision's replicas.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,9 +21,10 @@ use std::time::Duration;
 use http::HeaderValue;
 use tokio::sync::{Notify, watch};
 
-use crate::config::Backend;
+use crate::config::{Backend, Pins};
 use crate::metrics::RevisionStats;
 use crate::pool::Pool;
+use crate::sticky::{Picked, Route, Table};
 use crate::workers::{self, Workers};
 
 /// Runtime state of one backend, shared by the plan, in-flight guards and drains.
@@ -127,6 +130,8 @@ pub(crate) struct Plan {
     groups: Vec<Group>,
     total: u64,
     all: Vec<Arc<BackendState>>,
+    /// `None` outside a rollout, which keeps the request path free of header parsing.
+    pins: Option<Table>,
 }
 
 impl Plan {
@@ -155,7 +160,40 @@ impl Plan {
                 members: all.clone(),
             });
         }
-        Self { groups, total, all }
+        Self {
+            groups,
+            total,
+            all,
+            pins: None,
+        }
+    }
+
+    /// Adds the pins of a rollout, compiled against the same backends and weights.
+    pub(crate) fn with_pins(mut self, pins: Option<&Pins>, cookie: &str, weights: Option<&BTreeMap<u64, u32>>) -> Self {
+        self.pins = pins.map(|p| Table::build(p, cookie, &self.all, weights));
+        self
+    }
+
+    /// How a request with these headers is routed; one branch when there are no pins.
+    pub(crate) fn route(&self, headers: &http::HeaderMap) -> Route {
+        self.pins.as_ref().map_or(Route::Draw, |pins| pins.route(headers))
+    }
+
+    /// [`Plan::pick`] along `route`, with the `Set-Cookie` the answer needs. The cookie names
+    /// the revision that serves, not the one drawn, should a failed attempt have moved the
+    /// request: the client's next request then sees the version it just saw. A pinned
+    /// revision whose replicas are all excluded falls back like a drawn one.
+    pub(crate) fn pick_routed(&self, route: Route, seq: u64, exclude: &[Arc<BackendState>]) -> Option<Picked<'_>> {
+        match (route, &self.pins) {
+            (Route::To(revision), Some(pins)) => least_in_flight(pins.members(revision), seq, exclude)
+                .or_else(|| least_in_flight(&self.all, seq, exclude))
+                .map(|b| (b, None)),
+            (Route::DrawAndStick, Some(pins)) => {
+                let backend = self.pick(seq, exclude)?;
+                Some((backend, pins.set_cookie(backend.backend.revision)))
+            }
+            _ => self.pick(seq, exclude).map(|b| (b, None)),
+        }
     }
 
     /// Picks a backend for the `seq`-th request, skipping `exclude` (backends that already

@@ -1,6 +1,7 @@
-//! The plain data the daemon hands the router (its configuration and the backends it should
-//! use) and the plain data it gets back (drain outcomes, errors). Kept apart from the runtime
-//! state so the daemon can build these values without touching sockets.
+//! The plain data the daemon hands the router (its configuration, the backends it should
+//! use, the pins of a rollout) and the plain data it gets back (drain outcomes, errors). Kept
+//! apart from the runtime state so the daemon can build these values without touching
+//! sockets.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -52,6 +53,24 @@ pub struct Backend {
     pub addr: SocketAddr,
     /// The deploy revision the replica runs; metrics and weights are keyed on it.
     pub revision: u64,
+}
+
+/// Which revisions a rollout in progress names, and whether clients stick to the revision they
+/// were first given. Handed to [`Router::set_pins`](crate::Router::set_pins) for the length of
+/// a rollout; outside one the router has no pins and parses neither header nor cookie.
+///
+/// ```
+/// let pins = zenith_router::Pins { stable: Some(6), canary: Some(7), sticky: true };
+/// assert_ne!(pins, zenith_router::Pins::default());
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Pins {
+    /// The revision `X-Zenith-Version: stable` reaches.
+    pub stable: Option<u64>,
+    /// The revision `X-Zenith-Version: canary` reaches, even at weight 0.
+    pub canary: Option<u64>,
+    /// Whether a cookie keeps each client on the revision it was drawn first.
+    pub sticky: bool,
 }
 
 /// What [`Router::drain`](crate::Router::drain) or [`Router::shutdown`](crate::Router::shutdown)

@@ -1,5 +1,5 @@
-//! The daemon's side of the router: replacing the backend set, changing weights, draining a
-//! backend that left, and shutting down. These run rarely and may lock; the request path only
+//! The daemon's side of the router: replacing the backend set, changing weights and pins,
+//! draining a backend that left, and shutting down. These run rarely and may lock; the request path only
 //! ever reads the compiled plan.
 
 use std::collections::{BTreeMap, HashMap};
@@ -10,18 +10,40 @@ use tokio::time::Instant;
 
 use crate::Shared;
 use crate::balance::{BackendState, Plan};
-use crate::config::{Backend, DrainOutcome};
+use crate::config::{Backend, DrainOutcome, Pins};
 use crate::listener::Phase;
 
 /// A drain was asked for a backend that is still in the set.
 pub(crate) struct StillInSet;
 
 /// What the plan is compiled from, plus the backends that left and may still be busy.
-#[derive(Default)]
 pub(crate) struct Control {
     current: Vec<Arc<BackendState>>,
     leaving: HashMap<String, Arc<BackendState>>,
     weights: Option<BTreeMap<u64, u32>>,
+    pins: Option<Pins>,
+    /// The sticky cookie's name, fixed by the service label.
+    cookie: String,
+}
+
+impl Control {
+    pub(crate) fn new(service: &str) -> Self {
+        Self {
+            current: Vec::new(),
+            leaving: HashMap::new(),
+            weights: None,
+            pins: None,
+            cookie: crate::sticky::cookie_name(service),
+        }
+    }
+
+    /// Every change recompiles the whole plan, pins included, so no request can see the
+    /// pins of one view with the weights of another.
+    fn plan(&self, backends: &[Arc<BackendState>]) -> Arc<Plan> {
+        let weights = self.weights.as_ref();
+        let plan = Plan::build(backends, weights).with_pins(self.pins.as_ref(), &self.cookie, weights);
+        Arc::new(plan)
+    }
 }
 
 impl Shared {
@@ -53,7 +75,7 @@ impl Shared {
             next.push(state);
         }
         // Swap first, flag second: see `BackendState::try_acquire`.
-        self.plan.store(Arc::new(Plan::build(&next, control.weights.as_ref())));
+        self.plan.store(control.plan(&next));
         for (id, state) in old {
             state.set_leaving(true);
             if state.in_flight() == 0 {
@@ -77,10 +99,16 @@ impl Shared {
 
     pub(crate) fn set_weights(&self, weights: Option<BTreeMap<u64, u32>>) {
         let mut control = self.control();
-        self.plan
-            .store(Arc::new(Plan::build(&control.current, weights.as_ref())));
         tracing::info!(service = %self.config.service, ?weights, "weights set");
         control.weights = weights;
+        self.plan.store(control.plan(&control.current));
+    }
+
+    pub(crate) fn set_pins(&self, pins: Option<Pins>) {
+        let mut control = self.control();
+        tracing::info!(service = %self.config.service, ?pins, "pins set");
+        control.pins = pins;
+        self.plan.store(control.plan(&control.current));
     }
 
     /// Looks the backend up now, so the returned future owns all it needs. `Err` when the

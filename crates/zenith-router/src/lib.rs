@@ -19,6 +19,19 @@
 //! Extensions: `router.snapshot() -> MetricsSnapshot` and `MetricsSnapshot::since` give the
 //! metrics of a window (what canary analysis reads); `router.forget_revision(rev)` frees the
 //! counters of a revision that is gone for good.
+//!
+//! Rollouts: `router.set_pins(Option<Pins>)` names the stable and canary revisions of a
+//! rollout in progress and turns sticky sessions on or off; `None` (the default) means no
+//! rollout. With pins, a request whose `X-Zenith-Version` header says `canary`, `stable`,
+//! `rN` or `N` goes to that revision whenever it has backends in the set, at any weight, and
+//! gets no cookie; the header itself reaches the backend unchanged. With `sticky`, a client
+//! whose cookie `zenith-<service>` (the label with every character other than `[A-Za-z0-9-]`
+//! turned into `-`) says `rN`, for a revision in the weights map (at any weight, 0 included;
+//! any revision when weights are `None`) with backends in the set, goes to that revision and
+//! gets no cookie; any other client is drawn by weight and answered with `Set-Cookie:
+//! zenith-<service>=rN; Path=/; HttpOnly; SameSite=Lax` for the revision that served it.
+//! Other cookies pass through untouched, and a pinned request still fails over to other
+//! backends when its revision cannot answer. Without pins neither header nor cookie is read.
 
 mod balance;
 mod body;
@@ -30,6 +43,7 @@ mod metrics;
 mod pool;
 mod prometheus;
 mod proxy;
+mod sticky;
 mod workers;
 
 use std::collections::BTreeMap;
@@ -43,7 +57,7 @@ use arc_swap::ArcSwap;
 use hyper_util::rt::TokioTimer;
 use tokio::sync::watch;
 
-pub use config::{Backend, DrainOutcome, RouterConfig, RouterError};
+pub use config::{Backend, DrainOutcome, Pins, RouterConfig, RouterError};
 pub use metrics::{MetricsSnapshot, RevisionMetrics, RouterMetrics};
 pub use prometheus::render_prometheus;
 
@@ -104,6 +118,7 @@ impl Router {
             http.timer(TokioTimer::new());
         }
 
+        let control = Mutex::new(control::Control::new(&config.service));
         let shared = Arc::new(Shared {
             config,
             local_addr,
@@ -114,7 +129,7 @@ impl Router {
             metrics: metrics::Registry::default(),
             tracker: listener::Tracker::default(),
             phase: watch::Sender::new(listener::Phase::Serving),
-            control: Mutex::default(),
+            control,
         });
         tracing::info!(service = %shared.config.service, addr = %local_addr, "router listening");
         tokio::spawn(listener::accept_loop(Arc::clone(&shared), listener));
@@ -138,6 +153,22 @@ impl Router {
     /// weight first (revisions absent or at 0 get nothing), then a backend within it.
     pub fn set_weights(&self, weights: Option<BTreeMap<u64, u32>>) {
         self.shared.set_weights(weights);
+    }
+
+    /// Starts (`Some`) or ends (`None`) a rollout's routing: the `X-Zenith-Version` header and,
+    /// with [`Pins::sticky`], the session cookie (see the crate documentation). Takes effect
+    /// with the next request, like [`Router::set_weights`].
+    ///
+    /// ```no_run
+    /// # fn demo(router: &zenith_router::Router) {
+    /// use std::collections::BTreeMap;
+    /// use zenith_router::Pins;
+    /// router.set_weights(Some(BTreeMap::from([(6, 90), (7, 10)])));
+    /// router.set_pins(Some(Pins { stable: Some(6), canary: Some(7), sticky: true }));
+    /// # }
+    /// ```
+    pub fn set_pins(&self, pins: Option<Pins>) {
+        self.shared.set_pins(pins);
     }
 
     /// Resolves when backend `id`, already removed with [`Router::set_backends`], has no

@@ -9,6 +9,10 @@
 //! holds its backend's in-flight guard, so a drain waits for it like for a request, and it
 //! closes when a drain times out or the router shuts down hard, instead of lingering on a
 //! stopped replica.
+//!
+//! During a rollout a request may be pinned to a revision (see `sticky`); the route is
+//! decided on the first attempt and kept by the retries, and a drawn request's answer gets
+//! the `Set-Cookie` of the revision that served it.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -16,7 +20,7 @@ use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use http::uri::PathAndQuery;
-use http::{HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, Uri, Version, header};
 use hyper::body::{Body, Incoming};
 use hyper_util::rt::TokioIo;
 
@@ -26,6 +30,7 @@ use crate::body::{BodySlot, Counted, Record, ReqBody, RespBody};
 use crate::headers;
 use crate::listener::Phase;
 use crate::pool::{Conn, SendError};
+use crate::sticky::Route;
 
 /// One client connection's context, shared by its requests.
 pub(crate) struct Client {
@@ -58,7 +63,8 @@ pub(crate) async fn handle(client: Arc<Client>, mut req: Request<Incoming>) -> R
 
     let mut tried: Vec<Arc<BackendState>> = Vec::new();
     let mut resent = false;
-    while let Some(guard) = acquire(shared, &tried) {
+    let mut route = None;
+    while let Some((guard, set_cookie)) = acquire(shared, &tried, &parts.headers, &mut route) {
         let backend = guard.backend();
         let mut out = Request::new(match (body.take(), &slot) {
             (Some(b), Some(slot)) => ReqBody::stream(b, slot),
@@ -74,7 +80,14 @@ pub(crate) async fn handle(client: Arc<Client>, mut req: Request<Incoming>) -> R
 
         let sent = shared.connector.send(backend.pool(), backend.backend.addr, out).await;
         let (connect, error) = match sent {
-            Ok((resp, conn)) => return Ok(respond(shared, resp, conn, guard, start, client_upgrade)),
+            Ok((resp, conn)) => {
+                let mut resp = respond(shared, resp, conn, guard, start, client_upgrade);
+                if let Some(cookie) = set_cookie {
+                    // Appended: the backend's own cookies stay.
+                    resp.headers_mut().append(header::SET_COOKIE, cookie);
+                }
+                return Ok(resp);
+            }
             Err(SendError::NotSent(error)) => (true, error.to_string()),
             Err(SendError::Failed(error)) => (false, error.to_string()),
         };
@@ -112,15 +125,23 @@ pub(crate) async fn handle(client: Arc<Client>, mut req: Request<Incoming>) -> R
     Ok(plain(StatusCode::BAD_GATEWAY, text, Arc::clone(&last.stats), start))
 }
 
-/// Picks a backend and counts the request in flight on it. A backend that left the set
-/// between the plan load and the count is skipped; the plan was already swapped then, so the
-/// next load no longer offers it (bounded anyway, in case the set flaps).
-fn acquire(shared: &Shared, tried: &[Arc<BackendState>]) -> Option<InFlight> {
+/// Picks a backend and counts the request in flight on it; also returns the `Set-Cookie`
+/// its answer needs. A backend that left the set between the plan load and the count is
+/// skipped; the plan was already swapped then, so the next load no longer offers it (bounded
+/// anyway, in case the set flaps). `route` is decided on the first plan loaded.
+fn acquire(
+    shared: &Shared,
+    tried: &[Arc<BackendState>],
+    headers: &HeaderMap,
+    route: &mut Option<Route>,
+) -> Option<(InFlight, Option<HeaderValue>)> {
     for _ in 0..4 {
         let seq = shared.seq.fetch_add(1, Ordering::Relaxed);
         let plan = shared.plan.load();
-        if let Some(guard) = plan.pick(seq, tried)?.try_acquire() {
-            return Some(guard);
+        let route = *route.get_or_insert_with(|| plan.route(headers));
+        let (backend, set_cookie) = plan.pick_routed(route, seq, tried)?;
+        if let Some(guard) = backend.try_acquire() {
+            return Some((guard, set_cookie.cloned()));
         }
     }
     None

@@ -114,6 +114,12 @@ pub trait Runtime: Send + Sync + 'static {
         command: &'a [String],
         timeout: Duration,
     ) -> BoxFuture<'a, Result<ExecOutput, RuntimeError>>;
+
+    /// CPU time the replica's main process has used since it started, for canary analysis;
+    /// `None` when the runtime cannot tell or the replica is gone.
+    fn cpu_time(&self, _record: &ReplicaRecord) -> Option<Duration> {
+        None
+    }
 }
 
 #[derive(Debug, Clone)]

@@ -107,12 +107,20 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             specs.insert(*n, s.clone());
         }
         tracing::info!(app = %row.name, desired = ?row.desired_revision, replicas = replicas.len(), "resuming app");
+        let rollout = row.rollout_json.as_deref().and_then(|j| match serde_json::from_str(j) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::warn!(app = %row.name, error = %e, "the saved rollout cannot be read; it will not resume");
+                None
+            }
+        });
         let start = Start {
             app: row.name.clone(),
             desired,
             active,
             specs,
             replicas,
+            rollout,
         };
         apps.insert(
             row.name.clone(),

@@ -70,6 +70,10 @@ impl Journal for StoreJournal {
     fn desired_changed(&self, app: &str, revision: u64) {
         self.log("record the desired revision", self.store.set_desired(app, revision));
     }
+
+    fn rollout_saved(&self, app: &str, rollout: Option<&str>) {
+        self.log("save the rollout's state", self.store.set_rollout(app, rollout));
+    }
 }
 
 /// A stored replica as the controller adopts it; `None` for a record this build cannot read.

@@ -14,7 +14,11 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 use serde::{Deserialize, Serialize};
 
-use crate::model::{RestartCondition, RuntimeKind, UpdateOrder};
+use crate::model::{RestartCondition, RuntimeKind};
+
+mod update;
+
+pub use update::{PauseConfig, SmokeProbeConfig, StepConfig, UpdateConfig};
 
 /// The whole file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,23 +109,6 @@ pub struct RestartConfig {
     pub window: Option<HumanDuration>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UpdateConfig {
-    /// A string rather than an enum so that planned strategies get a "not available yet"
-    /// message instead of serde's generic "unknown variant".
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub strategy: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_surge: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max_unavailable: Option<i64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub order: Option<UpdateOrder>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub progress_deadline: Option<HumanDuration>,
-}
-
 /// `command = "…"` (run by `/bin/sh -c`) or `command = ["argv0", …]` (run as is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CommandLine {
@@ -199,18 +186,22 @@ impl<'de> Deserialize<'de> for HumanDuration {
                 f.write_str("a duration string such as \"10s\"")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<HumanDuration, E> {
-                humantime::parse_duration(v).map(HumanDuration).map_err(|e| {
-                    // humantime appends its whole unit table; the example below says more.
-                    let e = e.to_string();
-                    let why = e.split(", supported units").next().unwrap_or(&e);
-                    E::custom(format!(
-                        "invalid duration \"{v}\" ({why}); write durations like \"10s\", \"2m\" or \"1h 30m\""
-                    ))
-                })
+                parse_duration(v, "").map(HumanDuration).map_err(E::custom)
             }
         }
         d.deserialize_str(V)
     }
+}
+
+/// humantime's parse with a message that says how to write a duration; `or` adds the other
+/// values a field accepts (`, or "manual"`).
+pub(crate) fn parse_duration(v: &str, or: &str) -> Result<Duration, String> {
+    humantime::parse_duration(v).map_err(|e| {
+        // humantime appends its whole unit table; the example below says more.
+        let e = e.to_string();
+        let why = e.split(", supported units").next().unwrap_or(&e);
+        format!("invalid duration \"{v}\" ({why}); write durations like \"10s\", \"2m\" or \"1h 30m\"{or}")
+    })
 }
 
 impl Serialize for Services {

@@ -14,8 +14,10 @@
 pub mod compose;
 pub mod config;
 mod error;
+pub mod formula;
 mod locate;
 pub mod model;
+pub mod overrides;
 mod parse;
 mod validate;
 

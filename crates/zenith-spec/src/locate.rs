@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use toml_edit::{Document, Item};
+use toml_edit::{Document, Item, Table, TableLike, Value};
 
 pub(crate) struct Locator<'a> {
     text: &'a str,
@@ -27,24 +27,18 @@ impl<'a> Locator<'a> {
 
     /// The position of the field at `path`: its value, or for a `[table]` its header; when the
     /// field is absent, the position of the nearest ancestor that exists (so "missing command"
-    /// points at the service's table).
+    /// points at the service's table). `[i]` segments index arrays and arrays of tables.
     pub(crate) fn find(&self, path: &[&str]) -> (usize, usize) {
-        let mut item = self.doc.as_item();
+        let mut node = Node::Item(self.doc.as_item());
         let mut best: Range<usize> = 0..0;
         for seg in path {
-            let Some((key, child)) = item.as_table_like().and_then(|t| t.get_key_value(seg)) else {
+            let Some((span, child)) = node.child(seg) else {
                 break;
-            };
-            let span = match child {
-                // A table's own span is its whole body or nothing (dotted keys); the key sits
-                // in the header, which is where a reader looks.
-                Item::Table(_) => key.span(),
-                _ => child.span().or_else(|| key.span()),
             };
             if let Some(span) = span {
                 best = span;
             }
-            item = child;
+            node = child;
         }
         self.position(best.start)
     }
@@ -53,8 +47,56 @@ impl<'a> Locator<'a> {
     /// `services.web.command[1]`; empty when the offset is outside every field.
     pub(crate) fn path_at(&self, offset: usize) -> String {
         let mut best = Vec::new();
-        walk(self.doc.as_item(), offset, &mut Vec::new(), &mut best);
+        walk(Node::Item(self.doc.as_item()), offset, &mut Vec::new(), &mut best);
         join(&best)
+    }
+}
+
+/// A place in the document: `toml_edit` keeps table fields as items, array elements as values
+/// and `[[array]]` elements as tables, with no common type to walk.
+#[derive(Clone, Copy)]
+enum Node<'d> {
+    Item(&'d Item),
+    Value(&'d Value),
+    Table(&'d Table),
+}
+
+impl<'d> Node<'d> {
+    fn table_like(self) -> Option<&'d dyn TableLike> {
+        match self {
+            Node::Item(i) => i.as_table_like(),
+            Node::Value(v) => v.as_inline_table().map(|t| t as &dyn TableLike),
+            Node::Table(t) => Some(t),
+        }
+    }
+
+    /// The elements with their spans, when this is an array or an array of tables.
+    fn elements(self) -> Vec<(Option<Range<usize>>, Node<'d>)> {
+        let array = match self {
+            Node::Item(Item::ArrayOfTables(a)) => {
+                return a.iter().map(|t| (t.span(), Node::Table(t))).collect();
+            }
+            Node::Item(i) => i.as_array(),
+            Node::Value(v) => v.as_array(),
+            Node::Table(_) => None,
+        };
+        array.map_or_else(Vec::new, |a| a.iter().map(|v| (v.span(), Node::Value(v))).collect())
+    }
+
+    /// The child at a key, or at `[i]`, with the span a reader should be sent to.
+    fn child(self, seg: &str) -> Option<(Option<Range<usize>>, Node<'d>)> {
+        if let Some(i) = seg.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+            let i: usize = i.parse().ok()?;
+            return self.elements().into_iter().nth(i);
+        }
+        let (key, child) = self.table_like()?.get_key_value(seg)?;
+        let span = match child {
+            // A table's own span is its whole body or nothing (dotted keys); the key sits in
+            // the header, which is where a reader looks.
+            Item::Table(_) => key.span(),
+            _ => child.span().or_else(|| key.span()),
+        };
+        Some((span, Node::Item(child)))
     }
 }
 
@@ -62,8 +104,8 @@ fn contains(span: Option<Range<usize>>, offset: usize) -> bool {
     span.is_some_and(|s| s.contains(&offset) || (s.is_empty() && s.start == offset))
 }
 
-fn walk(item: &Item, offset: usize, path: &mut Vec<String>, best: &mut Vec<String>) {
-    if let Some(table) = item.as_table_like() {
+fn walk(node: Node<'_>, offset: usize, path: &mut Vec<String>, best: &mut Vec<String>) {
+    if let Some(table) = node.table_like() {
         for (name, _) in table.iter() {
             let Some((key, child)) = table.get_key_value(name) else {
                 continue;
@@ -73,16 +115,17 @@ fn walk(item: &Item, offset: usize, path: &mut Vec<String>, best: &mut Vec<Strin
                 best.clone_from(path);
             }
             // Always descend: a `[table]`'s children are not inside its header's span.
-            walk(child, offset, path, best);
+            walk(Node::Item(child), offset, path, best);
             path.pop();
         }
-    } else if let Some(array) = item.as_array() {
-        for (i, value) in array.iter().enumerate() {
-            if contains(value.span(), offset) && path.len() + 1 > best.len() {
-                best.clone_from(path);
-                best.push(format!("[{i}]"));
-            }
+    }
+    for (i, (span, element)) in node.elements().into_iter().enumerate() {
+        path.push(format!("[{i}]"));
+        if contains(span, offset) && path.len() > best.len() {
+            best.clone_from(path);
         }
+        walk(element, offset, path, best);
+        path.pop();
     }
 }
 
@@ -133,6 +176,21 @@ mod tests {
         assert_eq!(at("\"b\""), "services.web.command[1]");
         assert_eq!(at("A ="), "services.web.env.A");
         assert_eq!(loc.path_at(DOC.len() + 5), "");
+    }
+
+    #[test]
+    fn indexes_arrays_inline_tables_and_arrays_of_tables() {
+        const ARRAYS: &str = "[s]\nsteps = [5, { weight = 25, pause = \"2m\" }]\n\n[[s.probes]]\npath = \"/\"\n\n[[s.probes]]\npath = \"x\"\n";
+        let loc = Locator::new(ARRAYS).unwrap();
+        assert_eq!(loc.find(&["s", "steps", "[0]"]), (2, 10));
+        assert_eq!(loc.find(&["s", "steps", "[1]", "pause"]), (2, 36));
+        assert_eq!(loc.find(&["s", "steps", "[7]"]), (2, 9), "falls back to the array");
+        assert_eq!(loc.find(&["s", "probes", "[1]", "path"]), (8, 8));
+        assert_eq!(loc.find(&["s", "probes", "[1]", "status"]).0, 7, "the table's header");
+        let at = |needle: &str| loc.path_at(ARRAYS.find(needle).unwrap());
+        assert_eq!(at("25"), "s.steps[1].weight");
+        assert_eq!(at("5,"), "s.steps[0]");
+        assert_eq!(at("\"x\""), "s.probes[1].path");
     }
 
     #[test]

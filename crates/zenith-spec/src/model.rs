@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 /// One app: a named set of services deployed together as one revision.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppSpec {
     pub name: String,
     /// How many revisions the daemon keeps for `rollout history` and `rollback` (default 10).
@@ -41,7 +41,7 @@ pub enum RuntimeKind {
     Docker,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServiceSpec {
     pub name: String,
     pub runtime: RuntimeKind,
@@ -117,10 +117,36 @@ pub enum RestartCondition {
     None,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", tag = "strategy")]
 pub enum UpdateStrategy {
     Rolling(Rolling),
+    /// Traffic moves to the new revision step by step, each step judged from the router's
+    /// own metrics; see [`Canary`].
+    Canary(Canary),
+    /// The new revision starts at full size beside the old one and traffic switches at once;
+    /// see [`BlueGreen`].
+    BlueGreen(BlueGreen),
+}
+
+impl UpdateStrategy {
+    /// The strategy's name as the spec file writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            UpdateStrategy::Rolling(_) => "rolling",
+            UpdateStrategy::Canary(_) => "canary",
+            UpdateStrategy::BlueGreen(_) => "blue-green",
+        }
+    }
+
+    /// How long new replicas may take to become healthy before the update fails.
+    pub fn progress_deadline(&self) -> Duration {
+        match self {
+            UpdateStrategy::Rolling(r) => r.progress_deadline,
+            UpdateStrategy::Canary(c) => c.progress_deadline,
+            UpdateStrategy::BlueGreen(b) => b.progress_deadline,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -139,4 +165,126 @@ pub struct Rolling {
 pub enum UpdateOrder {
     StartFirst,
     StopFirst,
+}
+
+/// A canary: the new revision gets `steps[0].weight` percent of the traffic, then each
+/// following step's, while the old revision keeps running at full size. Each step must pass
+/// [`Analysis`] before the next; failing it aborts the rollout and sends all traffic back.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Canary {
+    /// In order; weights never decrease. After the last step the new revision takes all
+    /// traffic (the file's default ends at 100, which is judged like any other step).
+    pub steps: Vec<CanaryStep>,
+    pub analysis: Analysis,
+    /// Smoke tests run against every new replica before it gets any traffic.
+    pub probes: Vec<SmokeProbe>,
+    /// New replicas that are not healthy within this time fail the rollout (default 60 s).
+    pub progress_deadline: Duration,
+}
+
+/// One canary step: the weight to set, and how long to hold it at least.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CanaryStep {
+    /// Percent of requests for the new revision, 0–100.
+    pub weight: u32,
+    /// Hold the step this long (analysis keeps running), or until `zenith rollout promote`.
+    pub pause: Option<Pause>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pause {
+    For(Duration),
+    /// Until a person runs `zenith rollout promote`.
+    Manual,
+}
+
+/// Blue-green: the new revision starts at full size beside the old one and gets no traffic
+/// until it is healthy and its smoke tests pass; then all traffic switches at once. The old
+/// revision stays running for `scale_down_delay`, during which `zenith rollout abort` (or a
+/// failed [`Analysis`] check, when thresholds are set) switches back instantly.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BlueGreen {
+    pub analysis: Analysis,
+    pub probes: Vec<SmokeProbe>,
+    /// How long the old revision stays warm after the switch (default 30 s).
+    pub scale_down_delay: Duration,
+    /// `false` waits for `zenith rollout promote` before switching (default `true`).
+    pub auto_promote: bool,
+    pub progress_deadline: Duration,
+}
+
+/// How a step is judged. Each check looks at the requests the router answered for the new
+/// revision since the previous verdict; a check that has not seen `min_requests` yet waits
+/// (up to `quiet_timeout`) instead of judging on too little data.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Analysis {
+    /// Time between checks (default 10 s).
+    pub interval: Duration,
+    /// Requests a check needs before it gives a verdict (default 50).
+    pub min_requests: u64,
+    /// Percent of requests answered 5xx or not answered at all (default 5).
+    pub max_error_rate: f64,
+    pub max_p95: Option<Duration>,
+    pub max_p99: Option<Duration>,
+    pub score: Option<Score>,
+    /// Failed checks that abort the rollout (default 1: the first failed check aborts).
+    pub failure_limit: u32,
+    /// Consecutive passing checks a step needs before the next one (default 1).
+    pub success_count: u32,
+    /// How long a check waits for `min_requests` before `on_quiet` decides (default 5 m).
+    pub quiet_timeout: Duration,
+    pub on_quiet: OnQuiet,
+}
+
+/// What a check that could not gather enough requests in `quiet_timeout` counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum OnQuiet {
+    /// A passing check: no traffic, no evidence of harm.
+    Pass,
+    /// A failed check (what Flagger does with no data).
+    Fail,
+    /// The rollout pauses until `zenith rollout resume` or `promote`.
+    Pause,
+}
+
+/// A health score over the measured metrics, e.g. the seed's bio energy score. The formula's
+/// variables are listed in [`SCORE_VARIABLES`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Score {
+    /// Checked by [`crate::formula::Formula::parse`] during validation; parse it once with the
+    /// same to evaluate it.
+    pub formula: String,
+    /// A check fails when the score is below this.
+    pub min: f64,
+}
+
+/// The variables a score formula may use, with their meaning.
+pub const SCORE_VARIABLES: [(&str, &str); 10] = [
+    ("error_rate", "percent of requests answered 5xx or not answered"),
+    ("success_rate", "100 - error_rate"),
+    ("request_rate", "requests per second"),
+    ("requests", "requests in the check's window"),
+    ("response_time_ms", "mean latency in milliseconds"),
+    ("p50_ms", "median latency in milliseconds"),
+    ("p95_ms", "95th percentile latency in milliseconds"),
+    ("p99_ms", "99th percentile latency in milliseconds"),
+    (
+        "cpu_utilization",
+        "CPU use of the revision's replicas, percent of one core each, averaged",
+    ),
+    ("replicas", "ready replicas of the revision"),
+];
+
+/// An HTTP request sent to each new replica before it gets traffic.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SmokeProbe {
+    /// `GET http://127.0.0.1:$PORT{path}`.
+    pub path: String,
+    /// The status expected; `None` accepts any 2xx.
+    pub status: Option<u16>,
+    /// Text the response body must contain.
+    pub body_contains: Option<String>,
+    pub timeout: Duration,
 }

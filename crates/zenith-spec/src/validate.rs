@@ -1,9 +1,11 @@
 //! Validation: [`FileConfig`] → [`AppSpec`]. Applies the defaults, resolves relative paths
 //! against the spec's directory, and checks every rule that serde cannot express. It collects
 //! every error instead of stopping at the first, each one placed at its field's line and column.
-//! Per-service sections (health, restart, update) live in `validate/sections.rs`.
+//! Per-service sections live in `validate/`: health and restart, update strategies, analysis.
 
+mod analysis;
 mod sections;
+mod update;
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
@@ -209,7 +211,7 @@ impl Validator<'_> {
             port,
             health: s.health.as_ref().map(|h| self.health(name, h)),
             restart: self.restart(name, s.restart.as_ref()),
-            update: self.update(name, s.update.as_ref()),
+            update: self.update(name, s.update.as_ref(), s.port.is_some()),
             pre_stop: s
                 .pre_stop
                 .as_ref()

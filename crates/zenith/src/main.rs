@@ -81,9 +81,9 @@ enum Command {
     /// Look at one app.
     #[command(subcommand)]
     App(commands::apps::AppCommand),
-    /// Revision history and rollout progress.
+    /// Revision history, rollout progress, and decisions on a canary or blue-green rollout.
     #[command(subcommand)]
-    Rollout(commands::apps::RolloutCommand),
+    Rollout(commands::rollout::RolloutCommand),
     /// Replica output of an app (rotated logs kept by the daemon).
     Logs(commands::admin::LogsArgs),
     /// Create, list and revoke API tokens (admin only).
@@ -91,6 +91,9 @@ enum Command {
     Token(commands::admin::TokenCommand),
     /// Who changed what, when, and how it ended.
     Audit(commands::admin::AuditArgs),
+    /// The whole story in a minute: a daemon, an app, a canary that completes, a bad version
+    /// rolled back by itself (nothing to install; everything is removed afterwards).
+    Demo(commands::demo::DemoArgs),
     /// The bundled demo web app (serves $PORT); used by `zenith demo` and the tests.
     #[command(hide = true)]
     DemoApp,
@@ -122,10 +125,11 @@ fn main() -> ExitCode {
         Command::Rollback(a) => commands::deploy::rollback(a, &cli.daemon, out),
         Command::Apps => commands::apps::list(&cli.daemon, out),
         Command::App(c) => commands::apps::app(c, &cli.daemon, out),
-        Command::Rollout(c) => commands::apps::rollout(c, &cli.daemon, out),
+        Command::Rollout(c) => commands::rollout::run(c, &cli.daemon, out),
         Command::Logs(a) => commands::admin::logs(a, &cli.daemon),
         Command::Token(c) => commands::admin::token(c, &cli.daemon, out),
         Command::Audit(a) => commands::admin::audit(a, &cli.daemon, out),
+        Command::Demo(a) => commands::demo::run(a, &cli.daemon, out),
         Command::DemoApp => commands::demo_app::run(),
     };
     match result {

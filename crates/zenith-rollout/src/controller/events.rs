@@ -17,7 +17,7 @@ use crate::status::{Phase, ReplicaState};
 const EVENTS_KEPT: usize = 20;
 
 impl Controller {
-    pub(super) async fn deploy(&mut self, revision: u64, spec: Arc<AppSpec>) -> Result<(), String> {
+    pub(super) async fn deploy(&mut self, revision: u64, spec: Arc<AppSpec>, forced: bool) -> Result<(), String> {
         // Bind new public ports first: a port taken by another program fails the deploy
         // before anything is stopped.
         for svc in &spec.services {
@@ -33,6 +33,18 @@ impl Controller {
         self.message = format!("rolling out r{revision}");
         self.progress_at = Instant::now();
         self.last_failure = None;
+        if let Some(old) = self.rollout.take() {
+            // A newer revision supersedes the rollout in progress: its routers go back to
+            // plain spreading until the new rollout sets weights of its own.
+            for service in old.services.keys() {
+                if let Some((_, router)) = self.routers.get(service) {
+                    router.set_weights(None);
+                    router.set_pins(None);
+                }
+            }
+        }
+        let spec = self.specs[&revision].clone();
+        self.begin_rollout(revision, &spec, forced);
         Ok(())
     }
 
@@ -199,6 +211,12 @@ impl Controller {
                     self.forget(&r.id);
                     self.sync_router(&r.service);
                 }
+            }
+            Event::Smoke { service, result } => {
+                if let Err(e) = &result {
+                    self.event(&service, format!("smoke test failed: {e}"));
+                }
+                self.windows.probes.insert(service, result);
             }
             Event::Probe { id, ok, detail } => {
                 let desired = self.desired_revision();

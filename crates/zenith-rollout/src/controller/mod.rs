@@ -5,6 +5,7 @@
 //! [`Journal`] the daemon provides.
 
 mod events;
+mod progress;
 mod publish;
 mod reconcile;
 mod replica;
@@ -21,7 +22,9 @@ use zenith_router::Router;
 use zenith_runtime::{Exit, ReplicaRecord, RestartTracker, Runtime};
 use zenith_spec::AppSpec;
 
-use crate::status::{AppStatus, Phase};
+use crate::progressive::UserCommand;
+use crate::status::{AppStatus, Phase, RolloutStatus};
+pub use progress::RolloutRecord;
 use replica::Replica;
 
 /// Where the controller writes what must outlive the daemon. Implementations log their own
@@ -34,6 +37,9 @@ pub trait Journal: Send + Sync + 'static {
     fn revision_outcome(&self, app: &str, revision: u64, outcome: Outcome, message: &str);
     /// The desired revision changed without a deploy: a failed update fell back.
     fn desired_changed(&self, app: &str, revision: u64);
+    /// The app's progressive rollout (JSON of a [`RolloutRecord`]) changed; `None` once it
+    /// has ended.
+    fn rollout_saved(&self, app: &str, rollout: Option<&str>);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,6 +87,8 @@ pub struct Start {
     pub specs: HashMap<u64, Arc<AppSpec>>,
     /// Replicas of the previous daemon, to adopt.
     pub replicas: Vec<ReplicaRow>,
+    /// The progressive rollout the previous daemon was running, to resume.
+    pub rollout: Option<RolloutRecord>,
 }
 
 pub enum Command {
@@ -88,7 +96,14 @@ pub enum Command {
     Deploy {
         revision: u64,
         spec: Arc<AppSpec>,
+        /// Skip canary steps and blue-green waits: health checks only, then all traffic.
+        forced: bool,
         reply: oneshot::Sender<Result<(), String>>,
+    },
+    /// `zenith rollout promote|pause|resume|abort`; replies with what was done.
+    Rollout {
+        command: UserCommand,
+        reply: oneshot::Sender<Result<String, String>>,
     },
     /// Drain and stop every replica (pre-stop hooks run); replies when all are gone.
     Shutdown { reply: oneshot::Sender<()> },
@@ -102,10 +117,24 @@ pub struct AppHandle {
 }
 
 impl AppHandle {
-    pub async fn deploy(&self, revision: u64, spec: Arc<AppSpec>) -> Result<(), String> {
+    pub async fn deploy(&self, revision: u64, spec: Arc<AppSpec>, forced: bool) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.commands
-            .send(Command::Deploy { revision, spec, reply })
+            .send(Command::Deploy {
+                revision,
+                spec,
+                forced,
+                reply,
+            })
+            .await
+            .map_err(|_| "the app's controller has stopped".to_string())?;
+        rx.await.map_err(|_| "the app's controller has stopped".to_string())?
+    }
+
+    pub async fn rollout(&self, command: UserCommand) -> Result<String, String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Rollout { command, reply })
             .await
             .map_err(|_| "the app's controller has stopped".to_string())?;
         rx.await.map_err(|_| "the app's controller has stopped".to_string())?
@@ -129,6 +158,11 @@ enum Event {
     /// A stop task finished (the `Exit` may have come before or comes after).
     Stopped {
         id: String,
+    },
+    /// The smoke tests of a service's new replicas ran.
+    Smoke {
+        service: String,
+        result: Result<(), String>,
     },
 }
 
@@ -157,6 +191,11 @@ struct Controller {
     progress_at: Instant,
     /// The latest reason a replica of the desired revision failed, for the failure message.
     last_failure: Option<String>,
+    /// The canary or blue-green rollout in progress.
+    rollout: Option<RolloutRecord>,
+    windows: progress::Windows,
+    /// The last rollout that ended, for `rollout status`.
+    finished_rollout: Option<RolloutStatus>,
 }
 
 impl Controller {
@@ -184,6 +223,7 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
         phase: Phase::Progressing,
         message: String::new(),
         services: Vec::new(),
+        rollout: None,
     };
     let (status_tx, status) = watch::channel(initial);
     let mut c = Controller {
@@ -206,8 +246,14 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
         shutting_down: false,
         progress_at: Instant::now(),
         last_failure: None,
+        rollout: None,
+        windows: Default::default(),
+        finished_rollout: None,
     };
     c.adopt(start.replicas).await;
+    if let Some(record) = start.rollout {
+        c.resume_rollout(record);
+    }
     c.reconcile().await;
     c.publish();
     tokio::spawn(async move {
@@ -216,9 +262,12 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
         loop {
             tokio::select! {
                 cmd = commands_rx.recv() => match cmd {
-                    Some(Command::Deploy { revision, spec, reply }) => {
-                        let r = c.deploy(revision, spec).await;
+                    Some(Command::Deploy { revision, spec, forced, reply }) => {
+                        let r = c.deploy(revision, spec, forced).await;
                         let _ = reply.send(r);
+                    }
+                    Some(Command::Rollout { command, reply }) => {
+                        let _ = reply.send(c.rollout_command(command));
                     }
                     Some(Command::Shutdown { reply }) => {
                         c.shutdown().await;
@@ -232,6 +281,8 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
                 _ = tick.tick() => {}
             }
             c.reconcile().await;
+            c.refresh_live();
+            c.save_rollout();
             c.publish();
         }
     });

@@ -50,6 +50,10 @@ impl Controller {
             phase: self.phase.clone(),
             message: self.message.clone(),
             services,
+            rollout: match &self.rollout {
+                Some(record) => Some(self.rollout_status_of(record)),
+                None => self.finished_rollout.clone(),
+            },
         };
         self.status_tx.send_if_modified(|s| {
             if *s == status {

@@ -2,11 +2,14 @@
 //! fails an update that makes no progress (falling back to the revision that was serving) and
 //! declares it complete; and the graceful stop of everything.
 
+use std::borrow::Cow;
+
 use tokio::time::Instant;
-use zenith_spec::UpdateStrategy;
+use zenith_spec::{Rolling, UpdateOrder, UpdateStrategy};
 
 use super::replica::Replica;
 use super::{Controller, Outcome};
+use crate::progressive::Stage;
 use crate::rolling::{self, Counts};
 use crate::status::{Phase, ReplicaState};
 
@@ -29,8 +32,31 @@ impl Controller {
             }
         }
         let mut all_done = true;
+        if self.rollout.as_ref().is_some_and(|r| r.revision != rev) {
+            self.rollout = None;
+        }
         for svc in &spec.services {
-            let UpdateStrategy::Rolling(rolling) = &svc.update;
+            let in_rollout = self
+                .rollout
+                .as_ref()
+                .and_then(|r| r.services.get(&svc.name))
+                .is_some_and(|p| p.stage != Stage::Done);
+            if in_rollout {
+                self.drive_rollout(&svc.name, &spec).await;
+                if self.desired_revision() != Some(rev) {
+                    return; // aborted: the stable revision is desired again
+                }
+                let done = self
+                    .rollout
+                    .as_ref()
+                    .and_then(|r| r.services.get(&svc.name))
+                    .is_some_and(|p| p.stage == Stage::Done);
+                if !done {
+                    all_done = false;
+                    continue;
+                }
+            }
+            let rolling = rolling_of(&svc.update, svc.replicas);
             let mut old: Vec<&Replica> = Vec::new();
             let mut new: Vec<&Replica> = Vec::new();
             for r in self.replicas.values() {
@@ -47,7 +73,7 @@ impl Controller {
                 new_total: new.len() as u32 + held,
                 new_ready: new.iter().filter(|r| r.state == ReplicaState::Ready).count() as u32,
             };
-            let step = rolling::step(svc.replicas, rolling, counts);
+            let step = rolling::step(svc.replicas, &rolling, counts);
             // Not-ready replicas go first, then the oldest revisions.
             old.sort_by_key(|r| (r.state == ReplicaState::Ready, r.revision, r.started));
             new.sort_by_key(|r| (r.state == ReplicaState::Ready, std::cmp::Reverse(r.started)));
@@ -119,6 +145,7 @@ impl Controller {
         }
         let degraded = self.given_up.values().any(|n| *n > 0);
         if all_done && self.active_revision() != Some(rev) {
+            self.finish_rollout();
             self.active = Some((rev, spec.clone()));
             self.env.journal.revision_outcome(&self.app, rev, Outcome::Complete, "");
             tracing::info!(app = %self.app, revision = rev, "rollout complete");
@@ -141,7 +168,11 @@ impl Controller {
 
     /// The update to `rev` cannot finish: record why and fall back to the revision that was
     /// serving, whose replicas the rolling rules kept ready.
-    fn fail_update(&mut self, rev: u64, why: String) {
+    pub(super) fn fail_update(&mut self, rev: u64, why: String) {
+        if self.rollout.is_some() {
+            // Traffic goes back to the stable revision first (this comes back here).
+            return self.abort_rollout(rev, why);
+        }
         tracing::warn!(app = %self.app, revision = rev, reason = %why, "rollout failed");
         self.env.journal.revision_outcome(&self.app, rev, Outcome::Failed, &why);
         self.phase = Phase::Failed;
@@ -219,6 +250,21 @@ impl Controller {
         self.phase = Phase::Stopped;
         self.message = "the daemon stopped".into();
         self.publish();
+    }
+}
+
+/// The rolling rules a service is held to outside a progressive rollout (its first start,
+/// replacing crashed replicas, falling back after an abort): a canary or blue-green service
+/// starts all its replicas at once and keeps the old ones until they are ready.
+fn rolling_of(update: &UpdateStrategy, replicas: u32) -> Cow<'_, Rolling> {
+    match update {
+        UpdateStrategy::Rolling(r) => Cow::Borrowed(r),
+        other => Cow::Owned(Rolling {
+            max_surge: replicas.max(1),
+            max_unavailable: 0,
+            order: UpdateOrder::StartFirst,
+            progress_deadline: other.progress_deadline(),
+        }),
     }
 }
 

@@ -33,8 +33,13 @@ pub fn client() -> TestClient {
 }
 
 pub fn router() -> Router {
+    router_for("web")
+}
+
+/// A router for the `service` label (which names its sticky cookie).
+pub fn router_for(service: &str) -> Router {
     let config = RouterConfig {
-        service: "web".into(),
+        service: service.into(),
         ..Default::default()
     };
     Router::bind("127.0.0.1:0".parse().unwrap(), config).unwrap()

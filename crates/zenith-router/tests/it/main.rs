@@ -5,5 +5,7 @@ mod common;
 mod drain;
 mod failover;
 mod metrics;
+mod pin_header;
 mod proxy;
+mod sticky;
 mod upgrade;

@@ -197,4 +197,8 @@ impl Runtime for ProcessRuntime {
     ) -> BoxFuture<'a, Result<ExecOutput, RuntimeError>> {
         Box::pin(exec::exec(spec, command, timeout))
     }
+
+    fn cpu_time(&self, record: &ReplicaRecord) -> Option<Duration> {
+        procfs::cpu_time(record.pid, record.start_time)
+    }
 }

@@ -23,6 +23,8 @@ pub(crate) struct ProcStat {
     pub pgid: i32,
     /// Field 22: start time in clock ticks since boot.
     pub start_time: u64,
+    /// Fields 14 and 15: CPU time spent in user and kernel mode, in clock ticks.
+    pub cpu_ticks: u64,
 }
 
 impl ProcStat {
@@ -41,10 +43,13 @@ pub(crate) fn parse_stat(line: &str) -> Option<ProcStat> {
     let state = fields.first()?.chars().next()?;
     let pgid = fields.get(5 - 3)?.parse().ok()?;
     let start_time = fields.get(22 - 3)?.parse().ok()?;
+    let utime: u64 = fields.get(14 - 3)?.parse().ok()?;
+    let stime: u64 = fields.get(15 - 3)?.parse().ok()?;
     Some(ProcStat {
         state,
         pgid,
         start_time,
+        cpu_ticks: utime + stime,
     })
 }
 
@@ -61,6 +66,17 @@ pub(crate) fn read_stat(pid: u32) -> io::Result<Option<ProcStat>> {
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::SRCH.raw_os_error()) => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// CPU time (user + kernel) the process has used so far; `None` once it is gone or when the
+/// pid now belongs to another process.
+pub(crate) fn cpu_time(pid: u32, start_time: u64) -> Option<Duration> {
+    let stat = read_stat(pid).ok()??;
+    if stat.start_time != start_time || stat.has_exited() {
+        return None;
+    }
+    let hz = rustix::param::clock_ticks_per_second().max(1);
+    Some(Duration::from_secs_f64(stat.cpu_ticks as f64 / hz as f64))
 }
 
 /// True while `pid` is the process that started at `start_time` and has not exited.
@@ -146,7 +162,8 @@ mod tests {
                 Some(ProcStat {
                     state: 'S',
                     pgid: 4242,
-                    start_time: 987654
+                    start_time: 987654,
+                    cpu_ticks: 3,
                 }),
                 "comm {comm}"
             );
@@ -157,6 +174,20 @@ mod tests {
     fn rejects_truncated_lines() {
         assert_eq!(parse_stat("12 (x) S 1 2"), None);
         assert_eq!(parse_stat("no parenthesis at all"), None);
+    }
+
+    #[test]
+    fn own_cpu_time_is_measured_and_a_wrong_start_time_is_refused() {
+        let me = std::process::id();
+        let stat = read_stat(me).unwrap().unwrap();
+        // Burn a little CPU so the figure cannot be zero by accident of timing.
+        let mut x = 0u64;
+        for i in 0..20_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        std::hint::black_box(x);
+        assert!(cpu_time(me, stat.start_time).is_some());
+        assert_eq!(cpu_time(me, stat.start_time + 1), None);
     }
 
     #[test]

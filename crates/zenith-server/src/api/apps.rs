@@ -94,6 +94,10 @@ pub struct DeployRequest {
     pub source: String,
     #[serde(default)]
     pub dry_run: bool,
+    /// Emergency deploy: canary and blue-green services skip their steps and analysis (health
+    /// checks still hold); recorded as forced in the audit log.
+    #[serde(default)]
+    pub force: bool,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -113,11 +117,15 @@ pub async fn deploy(
 ) -> Result<Json<DeployResponse>, ApiError> {
     let target = format!("app {app}");
     let caller = authorize(&s, &headers, Action::Deploy, Some(("deploy", Some(&app), &target)))?;
-    let result = roll_out(&s, &app, req.spec, &req.source, req.dry_run).await;
+    let result = roll_out(&s, &app, req.spec, &req.source, req.dry_run, req.force).await;
     if !req.dry_run {
+        let forced = if req.force { "forced: " } else { "" };
         let (res, detail) = match &result {
-            Ok(r) if r.unchanged => (AuditResult::Ok, format!("unchanged, r{} stays", r.revision)),
-            Ok(r) => (AuditResult::Ok, format!("created r{} from {}", r.revision, req.source)),
+            Ok(r) if r.unchanged => (AuditResult::Ok, format!("{forced}unchanged, r{} stays", r.revision)),
+            Ok(r) => (
+                AuditResult::Ok,
+                format!("{forced}created r{} from {}", r.revision, req.source),
+            ),
             Err(e) => (AuditResult::Error, e.message().to_string()),
         };
         record(&s, Some(&caller.0), "deploy", Some(&app), &target, res, &detail);
@@ -166,7 +174,17 @@ pub async fn rollback(
         };
         let spec: AppSpec = serde_json::from_str(&to.spec_json)
             .map_err(|e| ApiError::Internal(format!("revision {} of {app} cannot be read: {e}", to.number)))?;
-        roll_out(&s, &app, spec, &format!("rollback to r{}", to.number), req.dry_run).await
+        // A rollback goes back to a version that already served: it is health-checked, but
+        // never judged again by canary analysis, and takes the traffic at once.
+        roll_out(
+            &s,
+            &app,
+            spec,
+            &format!("rollback to r{}", to.number),
+            req.dry_run,
+            true,
+        )
+        .await
     }
     .await;
     if !req.dry_run {
@@ -190,6 +208,7 @@ async fn roll_out(
     spec: AppSpec,
     source: &str,
     dry_run: bool,
+    forced: bool,
 ) -> Result<DeployResponse, ApiError> {
     if spec.name != app {
         return Err(ApiError::BadRequest(format!(
@@ -216,7 +235,8 @@ async fn roll_out(
     let next = row.as_ref().map(|r| r.last_revision).unwrap_or(0) + 1;
     let digest = spec.digest();
     if let Some(cur) = current.as_ref().filter(|c| c.digest == digest) {
-        let plan = zenith_rollout::plan(current_spec.as_ref().map(|(s, n)| (s, *n)), &spec, cur.number);
+        let plan =
+            zenith_rollout::plan::plan_with(current_spec.as_ref().map(|(s, n)| (s, *n)), &spec, cur.number, forced);
         return Ok(DeployResponse {
             revision: cur.number,
             unchanged: true,
@@ -224,7 +244,7 @@ async fn roll_out(
             plan,
         });
     }
-    let plan = zenith_rollout::plan(current_spec.as_ref().map(|(s, n)| (s, *n)), &spec, next);
+    let plan = zenith_rollout::plan::plan_with(current_spec.as_ref().map(|(s, n)| (s, *n)), &spec, next, forced);
     if dry_run {
         return Ok(DeployResponse {
             revision: next,
@@ -247,13 +267,14 @@ async fn roll_out(
                 active: None,
                 specs: Default::default(),
                 replicas: Vec::new(),
+                rollout: None,
             };
             let h = zenith_rollout::controller::spawn(s.env.clone(), start).await;
             apps.insert(app.to_string(), h.clone());
             h
         }
     };
-    if let Err(e) = handle.deploy(n, spec).await {
+    if let Err(e) = handle.deploy(n, spec, forced).await {
         s.store.set_revision_status(app, n, RevisionStatus::Failed, &e)?;
         if let Some(prev) = current.as_ref() {
             s.store.set_desired(app, prev.number)?;

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod rollout;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -42,6 +43,7 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/apps/{app}/deploy", post(apps::deploy))
         .route("/v1/apps/{app}/rollback", post(apps::rollback))
         .route("/v1/apps/{app}/revisions", get(apps::revisions))
+        .route("/v1/apps/{app}/rollout/{action}", post(rollout::command))
         .route("/v1/apps/{app}/logs", get(admin::logs))
         .route("/v1/apps/{app}/metrics", get(admin::app_metrics))
         .route("/v1/tokens", get(admin::tokens).post(admin::create_token))

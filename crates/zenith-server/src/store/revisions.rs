@@ -63,6 +63,14 @@ impl RevisionStatus {
             Self::RolledBack => "rolled-back",
         }
     }
+
+    /// The rollout of this revision has ended, one way or another.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            Self::Complete | Self::Failed | Self::Superseded | Self::RolledBack
+        )
+    }
 }
 
 impl fmt::Display for RevisionStatus {

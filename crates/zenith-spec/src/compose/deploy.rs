@@ -113,7 +113,7 @@ pub(super) fn update_config(cx: &mut Ctx<'_>, at: &[&str], value: &Value, replic
         max_surge: Some(max_surge),
         max_unavailable: Some(max_unavailable),
         order: Some(order),
-        progress_deadline: None,
+        ..Default::default()
     }
 }
 

@@ -1,15 +1,12 @@
-//! Validation of a service's `health`, `restart` and `update` tables, with their defaults.
-//! The defaults follow Docker Swarm where Swarm has one (restart delay 5 s, one replica at a
-//! time, start-first) so that imported compose files behave as they did.
+//! Validation of a service's `health` and `restart` tables, with their defaults. The defaults
+//! follow Docker Swarm where Swarm has one (restart delay 5 s) so that imported compose files
+//! behave as they did. The `update` table has its own module, `validate/update.rs`.
 
 use std::time::Duration;
 
 use super::Validator;
-use crate::config::{HealthConfig, RestartConfig, UpdateConfig};
-use crate::model::{HealthCheck, Probe, RestartCondition, RestartPolicy, Rolling, UpdateOrder, UpdateStrategy};
-
-/// Strategies that the design plans but the rollout engine does not run yet.
-const PLANNED_STRATEGIES: [&str; 2] = ["canary", "blue-green"];
+use crate::config::{HealthConfig, RestartConfig};
+use crate::model::{HealthCheck, Probe, RestartCondition, RestartPolicy};
 
 impl Validator<'_> {
     pub(super) fn health(&mut self, service: &str, h: &HealthConfig) -> HealthCheck {
@@ -76,41 +73,5 @@ impl Validator<'_> {
             max_attempts,
             window: r.window.map(|w| self.positive(Some(w), w.0, &at("window"))),
         }
-    }
-
-    pub(super) fn update(&mut self, service: &str, u: Option<&UpdateConfig>) -> UpdateStrategy {
-        let u = u.cloned().unwrap_or_default();
-        let at = |field: &'static str| ["services", service, "update", field];
-        match u.strategy.as_deref() {
-            None | Some("rolling") => {}
-            Some(s) if PLANNED_STRATEGIES.contains(&s) => self.error(
-                &at("strategy"),
-                format!("the {s} strategy is not available yet; use strategy = \"rolling\" for now"),
-            ),
-            Some(s) => self.error(
-                &at("strategy"),
-                format!("unknown strategy \"{s}\"; the available strategy is \"rolling\" (canary and blue-green are planned)"),
-            ),
-        }
-        let max_surge = self.count(u.max_surge, 1, 0, &at("max_surge"), "");
-        let max_unavailable = self.count(u.max_unavailable, 0, 0, &at("max_unavailable"), "");
-        if max_surge == 0 && max_unavailable == 0 {
-            let field = if u.max_surge.is_some() {
-                "max_surge"
-            } else {
-                "max_unavailable"
-            };
-            self.error(
-                &at(field),
-                "max_surge and max_unavailable are both 0, so an update could never replace a replica; \
-                 set max_surge = 1 (start a new replica first) or max_unavailable = 1 (stop an old one first)",
-            );
-        }
-        UpdateStrategy::Rolling(Rolling {
-            max_surge,
-            max_unavailable,
-            order: u.order.unwrap_or(UpdateOrder::StartFirst),
-            progress_deadline: self.positive(u.progress_deadline, Duration::from_secs(60), &at("progress_deadline")),
-        })
     }
 }

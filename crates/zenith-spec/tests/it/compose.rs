@@ -27,7 +27,9 @@ fn the_seed_compose_file_converts() {
     assert_eq!(restart.delay.as_secs(), 5);
     assert_eq!(restart.max_attempts, Some(3));
     assert_eq!(restart.window.map(|w| w.as_secs()), Some(120));
-    let UpdateStrategy::Rolling(rolling) = &feed.update;
+    let UpdateStrategy::Rolling(rolling) = &feed.update else {
+        panic!("feed is not rolling: {:?}", feed.update)
+    };
     assert_eq!(
         (rolling.max_surge, rolling.max_unavailable, rolling.order),
         (1, 0, UpdateOrder::StartFirst)
@@ -180,7 +182,9 @@ fn common_compose_forms() {
         assert!(warned(w, field), "no warning for {field}:\n{}", w.join("\n"));
     }
     let api = spec.service("api").unwrap();
-    let UpdateStrategy::Rolling(rolling) = &api.update;
+    let UpdateStrategy::Rolling(rolling) = &api.update else {
+        panic!("api is not rolling: {:?}", api.update)
+    };
     assert_eq!(
         (rolling.max_surge, rolling.max_unavailable, rolling.order),
         (0, 2, UpdateOrder::StopFirst)

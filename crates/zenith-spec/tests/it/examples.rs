@@ -1,11 +1,13 @@
-//! Every example in the repository parses, and the full example means what it says. The round
-//! trip (file types → TOML → file types) is what the compose importer relies on.
+//! Every example in the repository parses, and the full, canary and blue-green examples mean
+//! what they say. The round trip (file types → TOML → file types) is what the compose importer
+//! relies on.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use zenith_spec::config::FileConfig;
-use zenith_spec::{Probe, RestartCondition, RuntimeKind, UpdateOrder, UpdateStrategy, load, parse};
+use zenith_spec::formula::Formula;
+use zenith_spec::{Pause, Probe, RestartCondition, RuntimeKind, UpdateOrder, UpdateStrategy, load, parse};
 
 fn examples_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
@@ -68,12 +70,16 @@ fn the_full_example_means_what_it_says() {
         (web.restart.max_attempts, web.restart.window),
         (Some(5), Some(Duration::from_secs(120)))
     );
-    let UpdateStrategy::Rolling(rolling) = &web.update;
+    let UpdateStrategy::Rolling(rolling) = &web.update else {
+        panic!("web is not rolling: {:?}", web.update)
+    };
     assert_eq!(rolling.progress_deadline, Duration::from_secs(90));
 
     let worker = spec.service("worker").unwrap();
     assert_eq!(worker.replicas, 1, "default");
-    let UpdateStrategy::Rolling(rolling) = &worker.update;
+    let UpdateStrategy::Rolling(rolling) = &worker.update else {
+        panic!("worker is not rolling: {:?}", worker.update)
+    };
     assert_eq!(
         (rolling.max_surge, rolling.max_unavailable, rolling.order),
         (0, 1, UpdateOrder::StopFirst)
@@ -93,15 +99,46 @@ fn the_full_example_means_what_it_says() {
 }
 
 #[test]
-fn file_types_round_trip_through_toml() {
-    let path = examples_dir().join("zenith.toml");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let config: FileConfig = toml::from_str(&text).unwrap();
-    let written = toml::to_string(&config).unwrap();
-    assert_eq!(toml::from_str::<FileConfig>(&written).unwrap(), config);
+fn the_rollout_examples_mean_what_they_say() {
+    let spec = load(&examples_dir().join("canary.toml")).unwrap();
+    let web = spec.service("web").unwrap();
     assert_eq!(
-        parse(&written, &path).unwrap(),
-        load(&path).unwrap(),
-        "the same app, whatever the layout"
+        (web.command.as_slice(), web.port, web.replicas),
+        (&["zenith".to_string(), "demo-app".into()][..], Some(8080), 3)
     );
+    let UpdateStrategy::Canary(canary) = &web.update else {
+        panic!("not a canary: {:?}", web.update)
+    };
+    let weights: Vec<u32> = canary.steps.iter().map(|s| s.weight).collect();
+    assert_eq!(weights, [10, 25, 50, 75, 100]);
+    assert_eq!(canary.steps[0].pause, Some(Pause::Manual));
+    let score = canary.analysis.score.as_ref().unwrap();
+    assert_eq!(score.min, 50.0);
+    assert!(Formula::parse(&score.formula).is_ok());
+    assert_eq!(canary.probes.len(), 1);
+    assert_eq!(canary.probes[0].body_contains.as_deref(), Some("hello"));
+
+    let spec = load(&examples_dir().join("blue-green.toml")).unwrap();
+    let UpdateStrategy::BlueGreen(bg) = &spec.services[0].update else {
+        panic!("not blue-green: {:?}", spec.services[0].update)
+    };
+    assert!(!bg.auto_promote);
+    assert_eq!(bg.scale_down_delay, Duration::from_secs(300));
+    assert_eq!(bg.probes.len(), 2);
+}
+
+#[test]
+fn file_types_round_trip_through_toml() {
+    for name in ["zenith.toml", "canary.toml", "blue-green.toml"] {
+        let path = examples_dir().join(name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let config: FileConfig = toml::from_str(&text).unwrap();
+        let written = toml::to_string(&config).unwrap();
+        assert_eq!(toml::from_str::<FileConfig>(&written).unwrap(), config, "{name}");
+        assert_eq!(
+            parse(&written, &path).unwrap(),
+            load(&path).unwrap(),
+            "{name}: the same app, whatever the layout"
+        );
+    }
 }

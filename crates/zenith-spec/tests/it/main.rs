@@ -4,3 +4,5 @@
 mod compose;
 mod errors;
 mod examples;
+mod rollout;
+mod rollout_errors;

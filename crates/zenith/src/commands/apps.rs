@@ -1,12 +1,11 @@
-//! Reading the daemon's view: `zenith apps`, `zenith app status`, `zenith rollout history`
-//! and `zenith rollout status [--watch]`.
+//! Reading the daemon's view: `zenith apps` and `zenith app status`.
 
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::Subcommand;
 use comfy_table::Table;
-use zenith_rollout::{AppStatus, Phase};
-use zenith_server::api::apps::{AppSummary, RevisionSummary};
+use zenith_rollout::AppStatus;
+use zenith_server::api::apps::AppSummary;
 
 use super::CmdResult;
 use crate::client::{Client, DaemonArgs};
@@ -36,7 +35,7 @@ pub fn list(daemon: &DaemonArgs, out: Out) -> CmdResult {
     Ok(exit::OK)
 }
 
-fn revisions(a: &AppStatus) -> String {
+pub(super) fn revisions(a: &AppStatus) -> String {
     match (a.active_revision, a.desired_revision) {
         (Some(x), Some(y)) if x == y => format!("r{x}"),
         (Some(x), Some(y)) => format!("r{x} → r{y}"),
@@ -45,7 +44,7 @@ fn revisions(a: &AppStatus) -> String {
     }
 }
 
-fn table(header: &[&str]) -> Table {
+pub(super) fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(comfy_table::presets::NOTHING);
     t.set_header(header.to_vec());
@@ -70,7 +69,7 @@ pub fn app(cmd: AppCommand, daemon: &DaemonArgs, out: Out) -> CmdResult {
     Ok(exit::OK)
 }
 
-fn print_status(a: &AppStatus) {
+pub(super) fn print_status(a: &AppStatus) {
     println!("app:      {}", a.app);
     println!("revision: {}", revisions(a));
     println!("phase:    {}", a.phase);
@@ -111,67 +110,5 @@ fn print_status(a: &AppStatus) {
         for e in &svc.events {
             println!("  {e}");
         }
-    }
-}
-
-#[derive(Subcommand, Debug)]
-pub enum RolloutCommand {
-    /// The app's revisions, newest first, with how each ended.
-    History { app: String },
-    /// Where the rollout of the desired revision stands.
-    Status(StatusArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct StatusArgs {
-    app: String,
-    /// Keep printing until the rollout completes or fails (exit 1 when it fails).
-    #[arg(long)]
-    watch: bool,
-}
-
-pub fn rollout(cmd: RolloutCommand, daemon: &DaemonArgs, out: Out) -> CmdResult {
-    let client = Client::connect(daemon)?;
-    match cmd {
-        RolloutCommand::History { app } => {
-            let revs: Vec<RevisionSummary> = client.get(&format!("/v1/apps/{app}/revisions"))?;
-            if out.json() {
-                out.print_json(&revs)?;
-                return Ok(exit::OK);
-            }
-            let mut t = table(&["REVISION", "CREATED", "STATUS", "DIGEST", "SOURCE", "MESSAGE"]);
-            for r in &revs {
-                t.add_row(vec![
-                    format!("r{}", r.number),
-                    r.created_at.strftime("%Y-%m-%d %H:%M:%S").to_string(),
-                    r.status.as_str().to_string(),
-                    r.digest.clone(),
-                    r.source.clone(),
-                    r.message.clone(),
-                ]);
-            }
-            println!("{t}");
-            Ok(exit::OK)
-        }
-        RolloutCommand::Status(args) => loop {
-            let s: AppSummary = client.get(&format!("/v1/apps/{}", args.app))?;
-            let done = matches!(s.status.phase, Phase::Complete | Phase::Failed | Phase::Stopped);
-            if out.json() {
-                out.print_json(&s.status)?;
-            } else {
-                print_status(&s.status);
-            }
-            if !args.watch || done {
-                return Ok(if s.status.phase == Phase::Failed {
-                    exit::PROBLEM
-                } else {
-                    exit::OK
-                });
-            }
-            std::thread::sleep(Duration::from_secs(1));
-            if !out.json() {
-                println!("---");
-            }
-        },
     }
 }

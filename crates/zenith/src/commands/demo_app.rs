@@ -2,7 +2,8 @@
 //! suite) can run zenith's deploy path with nothing else installed. It serves on `$PORT`:
 //! `/` answers with its version, `/health` with its health, `/slow?ms=N` after a delay.
 //! `DEMO_VERSION`, `DEMO_UNHEALTHY=1`, `DEMO_UNHEALTHY_AFTER_MS` and `DEMO_CRASH_AFTER_MS`
-//! shape its behaviour. On
+//! shape its behaviour; `DEMO_ERROR_RATE` (percent of `/` answered 500, spread evenly) and
+//! `DEMO_LATENCY_MS` (added to every `/`) make a bad version for canary demos and tests. On
 //! SIGTERM it stops accepting and finishes what is in flight.
 
 use std::time::Duration;
@@ -26,6 +27,19 @@ pub fn run() -> CmdResult {
     let sick_after = crate::env::var("DEMO_UNHEALTHY_AFTER_MS").and_then(|v| v.parse::<u64>().ok());
     let born = std::time::Instant::now();
     let crash_after = crate::env::var("DEMO_CRASH_AFTER_MS").and_then(|v| v.parse::<u64>().ok());
+    let error_rate = crate::env::var("DEMO_ERROR_RATE")
+        .map(|v| v.parse::<u64>().ok().filter(|r| *r <= 100))
+        .map(|r| r.ok_or_else(|| anyhow!("DEMO_ERROR_RATE must be a percent, 0 to 100")))
+        .transpose()?
+        .unwrap_or(0);
+    let latency = crate::env::var("DEMO_LATENCY_MS")
+        .map(|v| {
+            v.parse::<u64>()
+                .context("DEMO_LATENCY_MS must be a number of milliseconds")
+        })
+        .transpose()?
+        .map(Duration::from_millis);
+    let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
@@ -40,8 +54,24 @@ pub fn run() -> CmdResult {
             });
         }
         let hello = format!("hello from {version}\n");
+        let failure = format!("{version} failed on purpose\n");
         let app = Router::new()
-            .route("/", get(move || async move { hello }))
+            .route(
+                "/",
+                get(move || async move {
+                    if let Some(d) = latency {
+                        tokio::time::sleep(d).await;
+                    }
+                    // Request k fails when k·rate crosses a multiple of 100: exactly `rate` in
+                    // every 100 requests, spread out rather than in bursts.
+                    let k = served.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if (k + 1) * error_rate / 100 > k * error_rate / 100 {
+                        (StatusCode::INTERNAL_SERVER_ERROR, failure)
+                    } else {
+                        (StatusCode::OK, hello)
+                    }
+                }),
+            )
             .route(
                 "/health",
                 get(move || async move {

@@ -11,6 +11,7 @@ use zenith_server::api::apps::{AppSummary, DeployResponse};
 use zenith_server::store::RevisionStatus;
 
 use super::CmdResult;
+use super::rollout_view::{RolloutSeen, rollout_lines};
 use crate::client::{Client, DaemonArgs};
 use crate::exit::{self, Failure};
 use crate::output::Out;
@@ -20,6 +21,16 @@ pub struct DeployArgs {
     /// The app spec.
     #[arg(short = 'f', long = "file", default_value = "zenith.toml", value_name = "FILE")]
     file: PathBuf,
+    /// Emergency deploy: canary and blue-green services skip their steps and analysis and
+    /// switch once healthy (recorded as forced in the audit log).
+    #[arg(long)]
+    force: bool,
+    /// Percent of traffic the canary's first step gets (later steps at or below it are dropped).
+    #[arg(long, value_name = "PERCENT")]
+    initial_traffic: Option<u32>,
+    /// Time between canary and blue-green checks, overriding the spec's `interval`.
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    check_interval: Option<Duration>,
     #[command(flatten)]
     follow: Follow,
 }
@@ -48,13 +59,26 @@ pub struct RollbackArgs {
 }
 
 pub fn deploy(args: DeployArgs, daemon: &DaemonArgs, out: Out) -> CmdResult {
-    let spec = zenith_spec::load(&args.file).map_err(|e| Failure {
+    let mut spec = zenith_spec::load(&args.file).map_err(|e| Failure {
         code: exit::USAGE,
         error: anyhow!("{e}"),
     })?;
+    if args.initial_traffic.is_some() || args.check_interval.is_some() {
+        spec = zenith_spec::overrides::override_rollout(&spec, args.initial_traffic, args.check_interval).map_err(
+            |e| Failure {
+                code: exit::USAGE,
+                error: anyhow!("{}: {e}", args.file.display()),
+            },
+        )?;
+    }
     let client = Client::connect(daemon)?;
     let source = std::fs::canonicalize(&args.file).unwrap_or(args.file.clone());
-    let body = json!({ "spec": spec, "source": source.display().to_string(), "dry_run": args.follow.dry_run });
+    let body = json!({
+        "spec": spec,
+        "source": source.display().to_string(),
+        "dry_run": args.follow.dry_run,
+        "force": args.force,
+    });
     let resp: DeployResponse = client.post(&format!("/v1/apps/{}/deploy", spec.name), &body)?;
     finish(&client, &spec.name, resp, &args.follow, out)
 }
@@ -132,6 +156,7 @@ pub fn wait(
 ) -> Result<(RevisionStatus, AppSummary), Failure> {
     let start = Instant::now();
     let mut last = String::new();
+    let mut seen_checks = RolloutSeen::default();
     loop {
         let s: AppSummary = client.get(&format!("/v1/apps/{app}"))?;
         let status = s.revisions.iter().find(|r| r.number == revision).map(|r| r.status);
@@ -158,13 +183,15 @@ pub fn wait(
             out.note(format!("  {line}"));
             last = line;
         }
+        if let Some(r) = s.status.rollout.as_ref().filter(|r| r.revision == revision)
+            && !out.json()
+        {
+            for l in rollout_lines(r, &mut seen_checks) {
+                out.note(format!("  {l}"));
+            }
+        }
         match status {
-            Some(
-                st @ (RevisionStatus::Complete
-                | RevisionStatus::Failed
-                | RevisionStatus::Superseded
-                | RevisionStatus::RolledBack),
-            ) => {
+            Some(st) if st.is_final() => {
                 return Ok((st, s));
             }
             None => {

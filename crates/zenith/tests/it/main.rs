@@ -3,6 +3,7 @@
 mod cli;
 mod crash;
 mod daemon;
+mod demo;
 mod memory;
 mod spec;
 mod state;

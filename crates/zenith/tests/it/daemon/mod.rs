@@ -2,8 +2,10 @@
 //! a real daemon in a temporary data directory, driven by the real CLI.
 
 mod auth;
+mod canary;
 mod deploy;
 mod durability;
+mod force;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
