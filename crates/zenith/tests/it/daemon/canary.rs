@@ -205,6 +205,23 @@ fn a_canary_failing_a_fifth_of_its_requests_is_rolled_back_after_hurting_only_it
     );
     let history = d.ok(&["rollout", "history", "shop"]);
     assert!(history.contains("failed"), "{history}");
+
+    // Retry rolls the failed revision out again, and it is judged (and caught) again.
+    let out = d.ok(&["rollout", "retry", "shop"]);
+    assert!(out.contains("r2 is rolling out again"), "{out}");
+    wait_for(Duration::from_secs(30), "the retried canary to be caught again", || {
+        // The load threads have stopped: a verdict needs traffic.
+        for _ in 0..50 {
+            let _ = get(port, "/");
+        }
+        let s = d.status("shop");
+        s["desired_revision"] == 1 && s["rollout"]["services"][0]["progress"]["stage"] == "aborted"
+    });
+    let out = d.run(&["rollout", "retry", "shop", "--output-format", "json"]);
+    assert!(
+        out.status.success(),
+        "the failed revision can be retried again: {out:?}"
+    );
 }
 
 #[test]
@@ -328,6 +345,13 @@ fn the_split_follows_the_weight_and_sticky_clients_never_switch_version() {
         }
     };
     check_sticky();
+    let out = d.ok(&["rollout", "pause", "shop"]);
+    assert!(out.contains("paused"), "{out}");
+    let paused = |d: &Daemon| d.status("shop")["rollout"]["services"][0]["progress"]["paused"].clone();
+    assert!(paused(&d).as_str().unwrap().contains("paused by a user"));
+    d.ok(&["rollout", "resume", "shop"]);
+    // Resumed: what holds the step now is only its own manual pause, if anything.
+    assert!(!paused(&d).as_str().unwrap_or("").contains("paused by a user"));
     d.ok(&["rollout", "promote", "shop"]);
     wait_for(Duration::from_secs(20), "the canary at 30%", || {
         d.status("shop")["rollout"]["services"][0]["progress"]["weight"] == 30
