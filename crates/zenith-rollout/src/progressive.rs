@@ -5,58 +5,15 @@
 //! state serializes, so a restarted daemon resumes the rollout at its step.
 
 use serde::{Deserialize, Serialize};
-use zenith_spec::{Analysis, BlueGreen, Canary, OnQuiet, Pause, SmokeProbe, UpdateStrategy};
+use zenith_spec::{BlueGreen, Canary, OnQuiet, Pause};
 
 use crate::analysis::{Sample, Verdict, judge};
 
 /// Checks kept for `zenith rollout status`.
 const CHECKS_KEPT: usize = 30;
 
-/// How one service's new revision is being rolled out.
-#[derive(Debug, Clone, Copy)]
-pub enum Strategy<'a> {
-    Canary(&'a Canary),
-    BlueGreen(&'a BlueGreen),
-    /// `deploy --force` and code rollbacks: the new revision starts at full size, is
-    /// health-checked, and takes all traffic at once, with no analysis.
-    Forced,
-}
-
-impl<'a> Strategy<'a> {
-    /// The progressive strategy of `update`, forced when `forced`; `None` for a rolling update.
-    pub fn of(update: &'a UpdateStrategy, forced: bool) -> Option<Strategy<'a>> {
-        match update {
-            UpdateStrategy::Rolling(_) => None,
-            _ if forced => Some(Strategy::Forced),
-            UpdateStrategy::Canary(c) => Some(Strategy::Canary(c)),
-            UpdateStrategy::BlueGreen(b) => Some(Strategy::BlueGreen(b)),
-        }
-    }
-
-    pub fn analysis(&self) -> Option<&'a Analysis> {
-        match self {
-            Strategy::Canary(c) => Some(&c.analysis),
-            Strategy::BlueGreen(b) => Some(&b.analysis),
-            Strategy::Forced => None,
-        }
-    }
-
-    pub fn probes(&self) -> &'a [SmokeProbe] {
-        match self {
-            Strategy::Canary(c) => &c.probes,
-            Strategy::BlueGreen(b) => &b.probes,
-            Strategy::Forced => &[],
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Strategy::Canary(_) => "canary",
-            Strategy::BlueGreen(_) => "blue-green",
-            Strategy::Forced => "forced",
-        }
-    }
-}
+mod strategy;
+pub use strategy::Strategy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -426,61 +383,9 @@ impl Progress {
             self.checks.remove(0);
         }
     }
-
-    /// Applies a person's decision; `Err` says why it does not apply now.
-    pub fn command(&mut self, strategy: Strategy<'_>, cmd: &UserCommand, now: i64) -> Result<Vec<Effect>, String> {
-        if self.is_finished() {
-            return Err("the rollout has ended; nothing to change".into());
-        }
-        match cmd {
-            UserCommand::Abort => Ok(self.abort("aborted by a user (`zenith rollout abort`)".into())),
-            UserCommand::Pause => {
-                self.paused = Some("paused by a user; `zenith rollout resume` continues".into());
-                Ok(Vec::new())
-            }
-            UserCommand::Resume => {
-                if self.stage == Stage::AwaitingPromotion {
-                    return Err("the switch waits for `zenith rollout promote`, not resume".into());
-                }
-                self.paused = None;
-                self.window_since_ms = now;
-                self.last_check_ms = now;
-                Ok(vec![Effect::ResetWindow])
-            }
-            UserCommand::Promote { full } => match (strategy, self.stage) {
-                (_, Stage::Starting | Stage::Probing) => {
-                    Err("the new replicas are not healthy and smoke-tested yet; nothing to promote".into())
-                }
-                (Strategy::BlueGreen(b), Stage::AwaitingPromotion) => Ok(self.switch(b, now)),
-                (_, Stage::Switched) => {
-                    self.stage = Stage::Done;
-                    self.paused = None;
-                    Ok(vec![Effect::Complete])
-                }
-                (Strategy::Canary(c), Stage::Analysing) => {
-                    self.paused = None;
-                    if *full {
-                        self.step = c.steps.len() - 1;
-                    }
-                    Ok(self.next_step(c, now))
-                }
-                _ => Ok(Vec::new()),
-            },
-        }
-    }
-
-    /// After a daemon restart: the router is new, so the weight is set again and the window
-    /// starts over; smoke tests that were running run again.
-    pub fn resume_after_restart(&mut self, now: i64) -> Vec<Effect> {
-        self.window_since_ms = now;
-        self.last_check_ms = now;
-        match self.stage {
-            Stage::Done | Stage::Aborted => Vec::new(),
-            Stage::Probing => vec![Effect::SetWeight(self.weight), Effect::RunProbes],
-            _ => vec![Effect::SetWeight(self.weight), Effect::ResetWindow],
-        }
-    }
 }
+
+mod commands;
 
 #[cfg(test)]
 mod tests;

@@ -75,7 +75,8 @@ impl Controller {
         Ok(())
     }
 
-    pub(super) async fn adopt(&mut self, rows: Vec<ReplicaRow>) {
+    /// Binds the public ports of the desired revision, before any replica is adopted.
+    pub(super) async fn bind_routers(&mut self) {
         if let Some((_, spec)) = self.desired.clone() {
             for svc in &spec.services {
                 if let Some(port) = svc.port
@@ -86,6 +87,9 @@ impl Controller {
                 }
             }
         }
+    }
+
+    pub(super) async fn adopt(&mut self, rows: Vec<ReplicaRow>) {
         for row in rows {
             let svc = self
                 .specs

@@ -9,6 +9,7 @@ mod progress;
 mod publish;
 mod reconcile;
 mod replica;
+mod window;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -193,7 +194,7 @@ struct Controller {
     last_failure: Option<String>,
     /// The canary or blue-green rollout in progress.
     rollout: Option<RolloutRecord>,
-    windows: progress::Windows,
+    windows: window::Windows,
     /// The last rollout that ended, for `rollout status`.
     finished_rollout: Option<RolloutStatus>,
 }
@@ -250,10 +251,13 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
         windows: Default::default(),
         finished_rollout: None,
     };
-    c.adopt(start.replicas).await;
+    c.bind_routers().await;
+    // The saved weights go on the routers before the replicas of both revisions join them, so
+    // not one request is spread by replica count instead of by the rollout's weight.
     if let Some(record) = start.rollout {
         c.resume_rollout(record);
     }
+    c.adopt(start.replicas).await;
     c.reconcile().await;
     c.publish();
     tokio::spawn(async move {

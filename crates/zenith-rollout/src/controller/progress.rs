@@ -5,18 +5,18 @@
 //! completion that retires it. The machine's state is journaled after every change, so a
 //! restarted daemon resumes where this one stopped.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
-use zenith_router::{MetricsSnapshot, Pins};
+use zenith_router::Pins;
 use zenith_spec::AppSpec;
 
+use super::window::Windows;
 use super::{Controller, Event};
-use crate::analysis::Sample;
 use crate::progressive::{Effect, Observed, Progress, Stage, Strategy, UserCommand};
-use crate::status::{ReplicaState, RolloutStatus, ServiceRollout};
+use crate::status::ReplicaState;
 
 /// An app's progressive rollout as it is journaled.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,25 +27,6 @@ pub struct RolloutRecord {
     pub stable: u64,
     pub forced: bool,
     pub services: BTreeMap<String, Progress>,
-}
-
-/// What the controller keeps beside the record and never journals: the base of each
-/// service's metrics window and the smoke tests' results.
-#[derive(Default)]
-pub(super) struct Windows {
-    bases: HashMap<String, Window>,
-    pub probes: HashMap<String, Result<(), String>>,
-    /// Live metrics for `rollout status`, refreshed about once a second.
-    pub live: HashMap<String, BTreeMap<u64, Sample>>,
-    pub live_at: Option<Instant>,
-    /// The journaled form last written, so unchanged state is not written again.
-    pub saved: Option<String>,
-}
-
-struct Window {
-    metrics: MetricsSnapshot,
-    at: Instant,
-    cpu: HashMap<String, Duration>,
 }
 
 fn now_ms() -> i64 {
@@ -325,106 +306,6 @@ impl Controller {
         }
     }
 
-    fn reset_window(&mut self, service: &str) {
-        let Some((_, router)) = self.routers.get(service) else {
-            return;
-        };
-        let cpu = self
-            .replicas
-            .values()
-            .filter(|r| r.service == service)
-            .filter_map(|r| Some((r.id.clone(), self.env.runtime.cpu_time(&r.record)?)))
-            .collect();
-        self.windows.bases.insert(
-            service.to_string(),
-            Window {
-                metrics: router.snapshot(),
-                at: Instant::now(),
-                cpu,
-            },
-        );
-    }
-
-    /// The metrics of revision `rev` of `service` since the window began.
-    fn window_sample(&mut self, service: &str, rev: u64) -> Option<Sample> {
-        let router = self.routers.get(service)?.1.clone();
-        if !self.windows.bases.contains_key(service) {
-            self.reset_window(service);
-        }
-        let base = self.windows.bases.get(service)?;
-        let metrics = router.snapshot().since(&base.metrics);
-        let window = base.at.elapsed();
-        let m = metrics.per_revision.get(&rev).cloned().unwrap_or_default();
-        let ready: Vec<&super::replica::Replica> = self
-            .replicas
-            .values()
-            .filter(|r| r.service == service && r.revision == rev && r.state == ReplicaState::Ready)
-            .collect();
-        let cpu: Vec<f64> = ready
-            .iter()
-            .filter_map(|r| {
-                let before = base.cpu.get(&r.id)?;
-                let now = self.env.runtime.cpu_time(&r.record)?;
-                Some(now.saturating_sub(*before).as_secs_f64() * 100.0 / window.as_secs_f64().max(0.001))
-            })
-            .collect();
-        let cpu_percent = (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64);
-        Some(Sample::from_metrics(&m, window, cpu_percent, ready.len() as u32))
-    }
-
-    /// Refreshes the per-revision metrics `rollout status` shows, about once a second.
-    pub(super) fn refresh_live(&mut self) {
-        let Some(record) = self.rollout.clone() else {
-            return;
-        };
-        if self
-            .windows
-            .live_at
-            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
-        {
-            return;
-        }
-        self.windows.live_at = Some(Instant::now());
-        for service in record.services.keys() {
-            let mut live = BTreeMap::new();
-            for rev in [record.stable, record.revision] {
-                if let Some(sample) = self.window_sample(service, rev) {
-                    live.insert(rev, sample);
-                }
-            }
-            self.windows.live.insert(service.clone(), live);
-        }
-    }
-
-    pub(super) fn rollout_status_of(&self, record: &RolloutRecord) -> RolloutStatus {
-        let spec = self.specs.get(&record.revision);
-        RolloutStatus {
-            revision: record.revision,
-            stable: record.stable,
-            forced: record.forced,
-            services: record
-                .services
-                .iter()
-                .map(|(name, progress)| {
-                    let svc = spec.and_then(|s| s.service(name));
-                    let strategy = svc.and_then(|s| Strategy::of(&s.update, record.forced));
-                    ServiceRollout {
-                        service: name.clone(),
-                        progress: progress.clone(),
-                        steps: match svc.map(|s| &s.update) {
-                            Some(zenith_spec::UpdateStrategy::Canary(c)) if !record.forced => {
-                                c.steps.iter().map(|s| s.weight).collect()
-                            }
-                            _ => vec![100],
-                        },
-                        analysis: strategy.and_then(|s| s.analysis()).cloned(),
-                        live: self.windows.live.get(name).cloned().unwrap_or_default(),
-                    }
-                })
-                .collect(),
-        }
-    }
-
     /// Sends the smoke tests to every ready new replica of `service` on a side task.
     fn run_smoke_tests(&mut self, service: &str, rev: u64) {
         let Some(probes) = self.specs.get(&rev).and_then(|s| s.service(service)).map(|s| {
@@ -443,7 +324,10 @@ impl Controller {
         let events = self.events_tx.clone();
         let service = service.to_string();
         tokio::spawn(async move {
-            let mut result = Ok(());
+            let mut result = match targets.is_empty() {
+                true => Err("no ready replica of the new revision to test".to_string()),
+                false => Ok(()),
+            };
             'all: for (id, port) in targets {
                 for probe in &probes {
                     if let Err(e) = crate::smoke::run(port, probe).await {

@@ -1,8 +1,11 @@
-//! The app's status as `zenith app status` and the API show it, rebuilt from the controller's
-//! state after every message and published on a watch channel when it changed.
+//! The app's status as `zenith app status` and the API show it (its rollout included), rebuilt
+//! from the controller's state after every message and published on a watch channel when it
+//! changed.
 
 use super::Controller;
-use crate::status::{AppStatus, ReplicaState, ReplicaStatus, ServiceStatus};
+use super::progress::RolloutRecord;
+use crate::progressive::Strategy;
+use crate::status::{AppStatus, ReplicaState, ReplicaStatus, RolloutStatus, ServiceRollout, ServiceStatus};
 
 impl Controller {
     pub(super) fn publish(&self) {
@@ -63,5 +66,36 @@ impl Controller {
                 true
             }
         });
+    }
+
+    /// A rollout as `rollout status` shows it: the machine's state with the thresholds and the
+    /// live figures of both revisions.
+    pub(super) fn rollout_status_of(&self, record: &RolloutRecord) -> RolloutStatus {
+        let spec = self.specs.get(&record.revision);
+        RolloutStatus {
+            revision: record.revision,
+            stable: record.stable,
+            forced: record.forced,
+            services: record
+                .services
+                .iter()
+                .map(|(name, progress)| {
+                    let svc = spec.and_then(|s| s.service(name));
+                    let strategy = svc.and_then(|s| Strategy::of(&s.update, record.forced));
+                    ServiceRollout {
+                        service: name.clone(),
+                        progress: progress.clone(),
+                        steps: match svc.map(|s| &s.update) {
+                            Some(zenith_spec::UpdateStrategy::Canary(c)) if !record.forced => {
+                                c.steps.iter().map(|s| s.weight).collect()
+                            }
+                            _ => vec![100],
+                        },
+                        analysis: strategy.and_then(|s| s.analysis()).cloned(),
+                        live: self.windows.live.get(name).cloned().unwrap_or_default(),
+                    }
+                })
+                .collect(),
+        }
     }
 }

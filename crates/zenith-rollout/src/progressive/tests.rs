@@ -353,3 +353,30 @@ fn a_restarted_daemon_sets_the_weight_again_and_keeps_the_step() {
     assert_eq!(effects, vec![Effect::SetWeight(back.weight), Effect::ResetWindow]);
     assert_eq!(back.step, run.p.step);
 }
+
+#[test]
+fn smoke_tests_cut_short_by_a_restart_run_again_once_replicas_are_back() {
+    let mut c = canary(&[10, 100]);
+    c.probes.push(SmokeProbe {
+        path: "/".into(),
+        status: None,
+        body_contains: None,
+        timeout: Duration::from_secs(2),
+    });
+    let strategy = Strategy::Canary(&c);
+    let mut p = Progress::new(strategy, 0);
+    let ready = |now_ms| Observed {
+        now_ms,
+        new_ready: 1,
+        probes: None,
+        sample: None,
+    };
+    assert_eq!(p.advance(strategy, 4, &ready(1000)), vec![Effect::RunProbes]);
+    // Restarted mid-probe: no traffic yet, and the probes wait for the adopted replicas.
+    assert_eq!(
+        p.resume_after_restart(2000),
+        vec![Effect::SetWeight(0), Effect::ResetWindow]
+    );
+    assert_eq!(p.stage, Stage::Starting);
+    assert_eq!(p.advance(strategy, 4, &ready(3000)), vec![Effect::RunProbes]);
+}

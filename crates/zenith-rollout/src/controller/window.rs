@@ -1,0 +1,106 @@
+//! The metrics window each check of a rollout judges: a snapshot of the router's counters and of
+//! the new replicas' CPU time when the window began, subtracted from the current ones. Also the
+//! live per-revision figures `rollout status` shows. Kept in the controller, never journaled: a
+//! restarted daemon has a new router and starts a fresh window.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
+
+use tokio::time::Instant;
+use zenith_router::MetricsSnapshot;
+
+use super::Controller;
+use crate::analysis::Sample;
+use crate::status::ReplicaState;
+
+/// What the controller keeps beside the record and never journals: the base of each
+/// service's metrics window and the smoke tests' results.
+#[derive(Default)]
+pub(super) struct Windows {
+    bases: HashMap<String, Window>,
+    pub probes: HashMap<String, Result<(), String>>,
+    /// Live metrics for `rollout status`, refreshed about once a second.
+    pub live: HashMap<String, BTreeMap<u64, Sample>>,
+    pub live_at: Option<Instant>,
+    /// The journaled form last written, so unchanged state is not written again.
+    pub saved: Option<String>,
+}
+
+struct Window {
+    metrics: MetricsSnapshot,
+    at: Instant,
+    cpu: HashMap<String, Duration>,
+}
+
+impl Controller {
+    pub(super) fn reset_window(&mut self, service: &str) {
+        let Some((_, router)) = self.routers.get(service) else {
+            return;
+        };
+        let cpu = self
+            .replicas
+            .values()
+            .filter(|r| r.service == service)
+            .filter_map(|r| Some((r.id.clone(), self.env.runtime.cpu_time(&r.record)?)))
+            .collect();
+        self.windows.bases.insert(
+            service.to_string(),
+            Window {
+                metrics: router.snapshot(),
+                at: Instant::now(),
+                cpu,
+            },
+        );
+    }
+
+    /// The metrics of revision `rev` of `service` since the window began.
+    pub(super) fn window_sample(&mut self, service: &str, rev: u64) -> Option<Sample> {
+        let router = self.routers.get(service)?.1.clone();
+        if !self.windows.bases.contains_key(service) {
+            self.reset_window(service);
+        }
+        let base = self.windows.bases.get(service)?;
+        let metrics = router.snapshot().since(&base.metrics);
+        let window = base.at.elapsed();
+        let m = metrics.per_revision.get(&rev).cloned().unwrap_or_default();
+        let ready: Vec<&super::replica::Replica> = self
+            .replicas
+            .values()
+            .filter(|r| r.service == service && r.revision == rev && r.state == ReplicaState::Ready)
+            .collect();
+        let cpu: Vec<f64> = ready
+            .iter()
+            .filter_map(|r| {
+                let before = base.cpu.get(&r.id)?;
+                let now = self.env.runtime.cpu_time(&r.record)?;
+                Some(now.saturating_sub(*before).as_secs_f64() * 100.0 / window.as_secs_f64().max(0.001))
+            })
+            .collect();
+        let cpu_percent = (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64);
+        Some(Sample::from_metrics(&m, window, cpu_percent, ready.len() as u32))
+    }
+
+    /// Refreshes the per-revision metrics `rollout status` shows, about once a second.
+    pub(super) fn refresh_live(&mut self) {
+        let Some(record) = self.rollout.clone() else {
+            return;
+        };
+        if self
+            .windows
+            .live_at
+            .is_some_and(|t| t.elapsed() < Duration::from_secs(1))
+        {
+            return;
+        }
+        self.windows.live_at = Some(Instant::now());
+        for service in record.services.keys() {
+            let mut live = BTreeMap::new();
+            for rev in [record.stable, record.revision] {
+                if let Some(sample) = self.window_sample(service, rev) {
+                    live.insert(rev, sample);
+                }
+            }
+            self.windows.live.insert(service.clone(), live);
+        }
+    }
+}
