@@ -230,5 +230,59 @@ pub async fn metrics(AxState(s): AxState<Shared>, headers: HeaderMap) -> Result<
             let _ = writeln!(out, "zenith_app_active_revision{{app=\"{}\"}} {n}", st.app);
         }
     }
+    let statuses: Vec<zenith_rollout::AppStatus> = apps.values().map(|h| h.status.borrow().clone()).collect();
+    render_rollouts(&mut out, &statuses);
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// A gauge's name, help text, and how to read it from a service's rollout.
+type Gauge = (&'static str, &'static str, fn(&zenith_rollout::ServiceRollout) -> f64);
+
+/// Gauges of each app's canary or blue-green rollout (the one in progress, or the last that
+/// ended), so alert rules can fire on an aborted or stalled rollout.
+fn render_rollouts(out: &mut String, apps: &[zenith_rollout::AppStatus]) {
+    let series: Vec<(&str, &zenith_rollout::RolloutStatus, &zenith_rollout::ServiceRollout)> = apps
+        .iter()
+        .filter_map(|a| a.rollout.as_ref().map(|r| (a.app.as_str(), r)))
+        .flat_map(|(app, r)| r.services.iter().map(move |s| (app, r, s)))
+        .collect();
+    let gauges: [Gauge; 4] = [
+        (
+            "zenith_rollout_weight",
+            "Percent of the service's traffic the rollout's new revision gets now.",
+            |s| f64::from(s.progress.weight),
+        ),
+        (
+            "zenith_rollout_step",
+            "The canary step the rollout is at, counted from 1.",
+            |s| (s.progress.step + 1) as f64,
+        ),
+        (
+            "zenith_rollout_failed_checks",
+            "Checks of the rollout that failed so far.",
+            |s| f64::from(s.progress.failures),
+        ),
+        (
+            "zenith_rollout_aborted",
+            "1 when the rollout was aborted (automatically or by a person), else 0.",
+            |s| {
+                f64::from(u8::from(
+                    s.progress.stage == zenith_rollout::progressive::Stage::Aborted,
+                ))
+            },
+        ),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for (app, r, s) in &series {
+            let _ = writeln!(
+                out,
+                "{name}{{app=\"{app}\",service=\"{}\",revision=\"{}\",strategy=\"{}\"}} {}",
+                s.service,
+                r.revision,
+                s.progress.strategy,
+                value(s)
+            );
+        }
+    }
 }

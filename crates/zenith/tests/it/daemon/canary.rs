@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{Daemon, free_port, get, wait_for, zenith_bin};
+use super::{Daemon, api_get, free_port, get, wait_for, zenith_bin};
 
 /// A demo-app spec with a progressive `update` table.
 pub(super) fn spec(port: u16, version: &str, env: &str, update: &str) -> String {
@@ -205,6 +205,14 @@ fn a_canary_failing_a_fifth_of_its_requests_is_rolled_back_after_hurting_only_it
     );
     let history = d.ok(&["rollout", "history", "shop"]);
     assert!(history.contains("failed"), "{history}");
+    let metrics = api_get(&d, "/metrics");
+    for line in [
+        r#"zenith_rollout_aborted{app="shop",service="web",revision="2",strategy="canary"} 1"#,
+        r#"zenith_rollout_weight{app="shop",service="web",revision="2",strategy="canary"} 0"#,
+        r#"zenith_rollout_failed_checks{app="shop",service="web",revision="2",strategy="canary"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
 
     // Retry rolls the failed revision out again, and it is judged (and caught) again.
     let out = d.ok(&["rollout", "retry", "shop"]);

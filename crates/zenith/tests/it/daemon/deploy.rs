@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{Daemon, demo_spec, free_port, get, wait_for};
+use super::{Daemon, api_get, demo_spec, free_port, get, wait_for};
 
 /// Requests the public port in a loop from two threads until stopped; returns the failures
 /// and the bodies seen.
@@ -262,27 +262,4 @@ fn logs_and_metrics_come_from_the_replicas_and_the_router() {
         json["web"]["per_revision"]["1"]["requests"].as_u64().unwrap() >= 5,
         "{json}"
     );
-}
-
-/// A raw GET to the daemon's API with the admin token; the whole response.
-fn api_get(d: &Daemon, path: &str) -> String {
-    use std::io::{Read, Write};
-    let token = std::fs::read_to_string(d.data().join("admin.token")).unwrap();
-    let discovery: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(d.data().join("daemon.json")).unwrap()).unwrap();
-    let api = discovery["address"]
-        .as_str()
-        .unwrap()
-        .trim_start_matches("http://")
-        .to_string();
-    let mut s = std::net::TcpStream::connect(&api).unwrap();
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
-        token.trim()
-    )
-    .unwrap();
-    let mut body = String::new();
-    s.read_to_string(&mut body).unwrap();
-    body
 }

@@ -210,3 +210,26 @@ progress_deadline = "8s"
         bin = bin.display()
     )
 }
+
+/// A raw GET of the daemon's API with the admin token; the whole answer, head included.
+pub fn api_get(d: &Daemon, path: &str) -> String {
+    use std::io::{Read, Write};
+    let token = std::fs::read_to_string(d.data().join("admin.token")).unwrap();
+    let discovery: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(d.data().join("daemon.json")).unwrap()).unwrap();
+    let api = discovery["address"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("http://")
+        .to_string();
+    let mut s = std::net::TcpStream::connect(&api).unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\nConnection: close\r\n\r\n",
+        token.trim()
+    )
+    .unwrap();
+    let mut body = String::new();
+    s.read_to_string(&mut body).unwrap();
+    body
+}
