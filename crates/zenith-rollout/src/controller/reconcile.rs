@@ -144,10 +144,10 @@ impl Controller {
             }
         }
         let degraded = self.given_up.values().any(|n| *n > 0);
-        if all_done && self.active_revision() != Some(rev) {
+        let completed = all_done && self.active_revision() != Some(rev);
+        if completed {
             self.finish_rollout();
             self.active = Some((rev, spec.clone()));
-            self.env.journal.revision_outcome(&self.app, rev, Outcome::Complete, "");
             tracing::info!(app = %self.app, revision = rev, "rollout complete");
         }
         if self.active_revision() == Some(rev) && self.phase != Phase::Failed {
@@ -162,6 +162,11 @@ impl Controller {
                 )
             };
         }
+        if completed {
+            // As for failures: the status says complete before the revision does.
+            self.publish();
+            self.env.journal.revision_outcome(&self.app, rev, Outcome::Complete, "");
+        }
         let keep: std::collections::HashSet<u64> = self.replicas.values().map(|r| r.revision).chain([rev]).collect();
         self.specs.retain(|n, _| keep.contains(n));
     }
@@ -174,14 +179,13 @@ impl Controller {
             return self.abort_rollout(rev, why);
         }
         tracing::warn!(app = %self.app, revision = rev, reason = %why, "rollout failed");
-        self.env.journal.revision_outcome(&self.app, rev, Outcome::Failed, &why);
         self.phase = Phase::Failed;
         self.message = why.clone();
-        if let Some((n, spec)) = self.active.clone() {
+        let fallback = self.active.clone();
+        if let Some((n, spec)) = fallback.clone() {
             self.message = format!("{why}; r{n} keeps serving");
             self.specs.insert(n, spec.clone());
             self.desired = Some((n, spec));
-            self.env.journal.desired_changed(&self.app, n);
             self.given_up.clear();
             self.pending.clear();
         }
@@ -192,6 +196,13 @@ impl Controller {
             .collect();
         for s in services {
             self.event(&s, why.clone());
+        }
+        // Whoever reads the revision as failed must find the app's status saying why (and
+        // the aborted rollout): publish first, then record.
+        self.publish();
+        self.env.journal.revision_outcome(&self.app, rev, Outcome::Failed, &why);
+        if let Some((n, _)) = fallback {
+            self.env.journal.desired_changed(&self.app, n);
         }
     }
 

@@ -57,8 +57,10 @@ pub async fn show(
     Path(app): Path<String>,
 ) -> Result<Json<AppSummary>, ApiError> {
     authorize(&s, &headers, Action::Read, None)?;
-    let status = current_status(&s, &app).await?;
+    // Revisions first: the controller publishes its status before it records an outcome, so
+    // a revision read as ended always comes with a status that shows how.
     let revisions = s.store.revisions(&app)?.iter().map(RevisionSummary::from).collect();
+    let status = current_status(&s, &app).await?;
     Ok(Json(AppSummary { status, revisions }))
 }
 
