@@ -33,18 +33,19 @@ impl Controller {
         self.message = format!("rolling out r{revision}");
         self.progress_at = Instant::now();
         self.last_failure = None;
-        if let Some(old) = self.rollout.take() {
-            // A newer revision supersedes the rollout in progress: its routers go back to
-            // plain spreading until the new rollout sets weights of its own.
-            for service in old.services.keys() {
-                if let Some((_, router)) = self.routers.get(service) {
-                    router.set_weights(None);
-                    router.set_pins(None);
-                }
-            }
-        }
+        let superseded = self.rollout.take();
         let spec = self.specs[&revision].clone();
         self.begin_rollout(revision, &spec, forced);
+        // A newer revision supersedes the rollout in progress. Its services that the new
+        // rollout does not weight go back to plain spreading; the others were just given the
+        // new rollout's weights in one change, with no moment of plain spreading between.
+        for service in superseded.iter().flat_map(|r| r.services.keys()) {
+            let weighted = self.rollout.as_ref().is_some_and(|r| r.services.contains_key(service));
+            if let (false, Some((_, router))) = (weighted, self.routers.get(service)) {
+                router.set_weights(None);
+                router.set_pins(None);
+            }
+        }
         Ok(())
     }
 

@@ -301,7 +301,7 @@ fn get_with(port: u16, headers: &[(&str, &str)]) -> (u16, Option<String>, String
     (code, cookie, body.to_string())
 }
 
-const MANUAL_CANARY: &str = r#"strategy = "canary"
+pub(super) const MANUAL_CANARY: &str = r#"strategy = "canary"
 steps = [{ weight = 10, pause = "manual" }, { weight = 30, pause = "manual" }, 100]
 interval = "500ms"
 min_requests = 10

@@ -1,9 +1,12 @@
 //! The seed's command-line overrides of a canary: `--initial-traffic` and `--check-interval`
 //! change the timeline (and are refused where they mean nothing), `--force` switches at once
-//! and is audited as forced, and a rollback is never judged by canary analysis again.
+//! and is audited as forced, a rollback is never judged by canary analysis again, and a newer
+//! deploy supersedes a canary in progress.
 
-use super::canary::{FAST_CANARY, deploy_v1, spec};
-use super::{Daemon, free_port, get};
+use std::time::Duration;
+
+use super::canary::{FAST_CANARY, MANUAL_CANARY, deploy_v1, spec};
+use super::{Daemon, free_port, get, wait_for};
 
 #[test]
 fn overrides_shape_the_dry_run_timeline_and_force_skips_the_steps() {
@@ -55,4 +58,44 @@ fn overrides_shape_the_dry_run_timeline_and_force_skips_the_steps() {
     assert_eq!(progress["strategy"], "forced");
     assert!(progress["checks"].as_array().unwrap().is_empty());
     assert_eq!(get(port, "/").unwrap().1, "hello from v1\n");
+}
+
+#[test]
+fn a_newer_deploy_supersedes_a_canary_in_progress() {
+    let d = Daemon::start();
+    let port = free_port();
+    deploy_v1(&d, port, MANUAL_CANARY);
+    let weight_of = |rev: u64| {
+        let s = d.status("shop");
+        let r = &s["rollout"];
+        r["revision"] == rev && r["services"][0]["progress"]["weight"] == 10
+    };
+    let v2 = d.spec("v2.toml", &spec(port, "v2", "", MANUAL_CANARY));
+    d.ok(&["deploy", "-f", v2.to_str().unwrap(), "--no-wait"]);
+    wait_for(Duration::from_secs(30), "r2 at 10%", || weight_of(2));
+    let v3 = d.spec("v3.toml", &spec(port, "v3", "", MANUAL_CANARY));
+    d.ok(&["deploy", "-f", v3.to_str().unwrap(), "--no-wait"]);
+    wait_for(Duration::from_secs(30), "r3 at 10%", || weight_of(3));
+
+    // The superseded canary gets nothing; v1 is still the stable revision.
+    let bodies: Vec<String> = (0..300).map(|_| get(port, "/").unwrap().1).collect();
+    assert!(
+        !bodies.iter().any(|b| b.contains("v2")),
+        "the superseded canary still gets traffic"
+    );
+    let v3_share = bodies.iter().filter(|b| b.contains("v3")).count();
+    assert!((15..=45).contains(&v3_share), "{v3_share} of 300 to r3 at 10%");
+
+    d.ok(&["rollout", "promote", "shop", "--full"]);
+    wait_for(Duration::from_secs(30), "r3 to complete", || {
+        d.status("shop")["phase"] == "complete"
+    });
+    assert_eq!(get(port, "/").unwrap().1, "hello from v3\n");
+    wait_for(Duration::from_secs(20), "old replicas to be gone", || {
+        d.status("shop")["services"][0]["replicas"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["revision"] == 3)
+    });
 }
