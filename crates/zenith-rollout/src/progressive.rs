@@ -164,6 +164,10 @@ impl Progress {
     /// One pass of the machine.
     pub fn advance(&mut self, strategy: Strategy<'_>, replicas: u32, obs: &Observed) -> Vec<Effect> {
         let now = obs.now_ms;
+        if self.paused.is_some() && self.stage != Stage::AwaitingPromotion {
+            // A paused rollout changes nothing, in any stage, until a person decides.
+            return Vec::new();
+        }
         match self.stage {
             Stage::Done | Stage::Aborted | Stage::AwaitingPromotion => Vec::new(),
             Stage::Starting => {
@@ -314,8 +318,9 @@ impl Progress {
         self.successes = 0;
         self.target_weight = canary.steps[self.step].weight;
         if self.target_weight == self.weight {
-            // A step that only holds: its pause starts now.
+            // A step that only holds: its pause and a fresh window start now.
             self.begin_step(now);
+            return vec![Effect::ResetWindow];
         }
         Vec::new()
     }

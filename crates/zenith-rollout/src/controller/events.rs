@@ -217,7 +217,14 @@ impl Controller {
                     self.sync_router(&r.service);
                 }
             }
-            Event::Smoke { service, result } => {
+            Event::Smoke {
+                service,
+                revision,
+                result,
+            } => {
+                if self.rollout.as_ref().is_none_or(|r| r.revision != revision) {
+                    return; // the smoke tests of a revision that is no longer rolling out
+                }
                 if let Err(e) = &result {
                     self.event(&service, format!("smoke test failed: {e}"));
                 }

@@ -163,6 +163,7 @@ enum Event {
     /// The smoke tests of a service's new replicas ran.
     Smoke {
         service: String,
+        revision: u64,
         result: Result<(), String>,
     },
 }

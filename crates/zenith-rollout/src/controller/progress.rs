@@ -46,10 +46,11 @@ impl Controller {
         let now = now_ms();
         let mut services = BTreeMap::new();
         for svc in &spec.services {
+            // The stable revision itself must be serving: it is what the weights fall back to.
             let serving = self
                 .replicas
                 .values()
-                .any(|r| r.service == svc.name && r.revision != revision && r.state == ReplicaState::Ready);
+                .any(|r| r.service == svc.name && r.revision == stable && r.state == ReplicaState::Ready);
             if let Some(strategy) = Strategy::of(&svc.update, forced).filter(|_| serving && svc.port.is_some()) {
                 services.insert(svc.name.clone(), Progress::new(strategy, now));
             }
@@ -205,27 +206,34 @@ impl Controller {
             self.fail_update(rev, reason);
             return;
         };
+        // Services still in their rollout kept the stable revision at full size: traffic goes
+        // back to it at once and the new replicas stop. A service whose rollout was done has
+        // only new replicas left; the fallback's rolling pass replaces them, stable ones first.
+        let mut live = Vec::new();
         for (service, progress) in record.services.iter_mut() {
-            if !progress.is_finished() {
-                progress.stage = Stage::Aborted;
-                progress.reason = Some(reason.clone());
-                progress.weight = 0;
+            // (A service's machine may have marked itself aborted already: that is the abort.)
+            if progress.stage == Stage::Done {
+                continue;
             }
+            progress.stage = Stage::Aborted;
+            progress.reason = Some(reason.clone());
+            progress.weight = 0;
             if let Some((_, router)) = self.routers.get(service) {
                 router.set_weights(Some(BTreeMap::from([(record.stable, 100)])));
                 router.set_pins(None);
             }
+            live.push(service.clone());
         }
         let new: Vec<String> = self
             .replicas
             .values()
-            .filter(|r| r.revision == rev)
+            .filter(|r| r.revision == rev && live.contains(&r.service))
             .map(|r| r.id.clone())
             .collect();
         for id in new {
             self.stop_replica(&id);
         }
-        for service in record.services.keys() {
+        for service in &live {
             if let Some((_, router)) = self.routers.get(service) {
                 router.set_weights(None);
             }
@@ -336,7 +344,11 @@ impl Controller {
                     }
                 }
             }
-            let _ = events.send(Event::Smoke { service, result });
+            let _ = events.send(Event::Smoke {
+                service,
+                revision: rev,
+                result,
+            });
         });
     }
 }

@@ -29,7 +29,9 @@ pub(super) struct Windows {
 struct Window {
     metrics: MetricsSnapshot,
     at: Instant,
-    cpu: HashMap<String, Duration>,
+    /// Each replica's CPU time when it joined the window, and when that was: a replica adopted
+    /// or started after the window began is measured from the moment it was first seen.
+    cpu: HashMap<String, (Duration, Instant)>,
 }
 
 impl Controller {
@@ -41,7 +43,7 @@ impl Controller {
             .replicas
             .values()
             .filter(|r| r.service == service)
-            .filter_map(|r| Some((r.id.clone(), self.env.runtime.cpu_time(&r.record)?)))
+            .filter_map(|r| Some((r.id.clone(), (self.env.runtime.cpu_time(&r.record)?, Instant::now()))))
             .collect();
         self.windows.bases.insert(
             service.to_string(),
@@ -59,23 +61,30 @@ impl Controller {
         if !self.windows.bases.contains_key(service) {
             self.reset_window(service);
         }
-        let base = self.windows.bases.get(service)?;
-        let metrics = router.snapshot().since(&base.metrics);
-        let window = base.at.elapsed();
-        let m = metrics.per_revision.get(&rev).cloned().unwrap_or_default();
-        let ready: Vec<&super::replica::Replica> = self
+        let runtime = self.env.runtime.clone();
+        let ready: Vec<(String, zenith_runtime::ReplicaRecord)> = self
             .replicas
             .values()
             .filter(|r| r.service == service && r.revision == rev && r.state == ReplicaState::Ready)
+            .map(|r| (r.id.clone(), r.record.clone()))
             .collect();
-        let cpu: Vec<f64> = ready
-            .iter()
-            .filter_map(|r| {
-                let before = base.cpu.get(&r.id)?;
-                let now = self.env.runtime.cpu_time(&r.record)?;
-                Some(now.saturating_sub(*before).as_secs_f64() * 100.0 / window.as_secs_f64().max(0.001))
-            })
-            .collect();
+        let base = self.windows.bases.get_mut(service)?;
+        let metrics = router.snapshot().since(&base.metrics);
+        let window = base.at.elapsed();
+        let m = metrics.per_revision.get(&rev).cloned().unwrap_or_default();
+        let mut cpu = Vec::new();
+        for (id, record) in &ready {
+            let Some(now) = runtime.cpu_time(record) else { continue };
+            match base.cpu.get(id) {
+                Some((before, since)) if since.elapsed() >= Duration::from_millis(500) => {
+                    cpu.push(now.saturating_sub(*before).as_secs_f64() * 100.0 / since.elapsed().as_secs_f64());
+                }
+                Some(_) => {}
+                None => {
+                    base.cpu.insert(id.clone(), (now, Instant::now()));
+                }
+            }
+        }
         let cpu_percent = (!cpu.is_empty()).then(|| cpu.iter().sum::<f64>() / cpu.len() as f64);
         Some(Sample::from_metrics(&m, window, cpu_percent, ready.len() as u32))
     }

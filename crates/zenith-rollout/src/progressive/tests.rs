@@ -380,3 +380,39 @@ fn smoke_tests_cut_short_by_a_restart_run_again_once_replicas_are_back() {
     assert_eq!(p.stage, Stage::Starting);
     assert_eq!(p.advance(strategy, 4, &ready(3000)), vec![Effect::RunProbes]);
 }
+
+#[test]
+fn a_pause_holds_every_stage_and_a_hold_step_starts_a_fresh_window() {
+    let b = blue_green();
+    let mut run = Run::new(Strategy::BlueGreen(&b));
+    run.p.command(run.strategy, &UserCommand::Pause, 0).unwrap();
+    for _ in 0..5 {
+        assert!(run.tick(4, true, 10).is_empty(), "paused before the switch: no traffic");
+    }
+    run.p.command(run.strategy, &UserCommand::Resume, run.now).unwrap();
+    assert_eq!(run.tick(4, true, 10), vec![Effect::SetWeight(100), Effect::ResetWindow]);
+
+    let mut c = canary(&[10, 10, 100]);
+    c.steps[1].pause = Some(Pause::For(Duration::from_secs(30)));
+    let mut run = Run::new(Strategy::Canary(&c));
+    let mut effects = Vec::new();
+    for _ in 0..12 {
+        effects = run.tick(1, true, 10);
+        if run.p.step == 1 {
+            break;
+        }
+    }
+    assert_eq!(run.p.step, 1);
+    assert!(
+        effects.contains(&Effect::ResetWindow) && !effects.iter().any(|e| matches!(e, Effect::SetWeight(_))),
+        "the hold step keeps the weight and judges only its own requests: {effects:?}"
+    );
+    // Promoted past a hold step, the window starts over too.
+    let mut run = Run::new(Strategy::Canary(&c));
+    run.tick(1, true, 10);
+    let effects = run
+        .p
+        .command(run.strategy, &UserCommand::Promote { full: false }, run.now)
+        .unwrap();
+    assert_eq!(effects, vec![Effect::ResetWindow]);
+}

@@ -407,3 +407,55 @@ fn a_daemon_killed_mid_rollout_resumes_it_at_its_step() {
     assert_eq!(get(port, "/").unwrap().1, "hello from v2\n");
     assert!(d.log().contains("resuming the rollout"), "{}", d.log());
 }
+
+#[test]
+fn an_abort_in_one_service_leaves_a_service_that_finished_its_rollout_serving() {
+    let (web_port, api_port) = (free_port(), free_port());
+    let app = |version: &str, api_env: &str| {
+        format!(
+            r#"[app]
+name = "shop"
+
+[services.web]
+command = ["{bin}", "demo-app"]
+port = {web_port}
+env = {{ DEMO_VERSION = "{version}" }}
+health = {{ http = "/health", interval = "200ms", retries = 2 }}
+update = {{ strategy = "canary", steps = [100], interval = "500ms", min_requests = 20 }}
+
+[services.api]
+command = ["{bin}", "demo-app"]
+port = {api_port}
+env = {{ DEMO_VERSION = "{version}"{api_env} }}
+health = {{ http = "/health", interval = "200ms", retries = 2 }}
+update = {{ strategy = "canary", steps = [10, 100], interval = "3s", min_requests = 20 }}
+"#,
+            bin = zenith_bin().display()
+        )
+    };
+    let d = Daemon::start();
+    let v1 = d.spec("v1.toml", &app("v1", ""));
+    assert!(d.ok(&["deploy", "-f", v1.to_str().unwrap()]).contains("r1 complete"));
+    let stop = Arc::new(AtomicBool::new(false));
+    let web = load(web_port, stop.clone());
+    let api = load(api_port, stop.clone());
+    std::thread::sleep(Duration::from_millis(300));
+
+    // web's canary completes (its v1 replicas stop); then api's fails and the rollout aborts.
+    let v2 = d.spec("v2.toml", &app("v2", r#", DEMO_ERROR_RATE = "50""#));
+    let out = d.run(&["deploy", "-f", v2.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    wait_for(Duration::from_secs(30), "web back on v1", || {
+        get(web_port, "/").is_ok_and(|r| r.1 == "hello from v1\n")
+    });
+    stop.store(true, Ordering::Relaxed);
+    let (web, _) = (web.join().unwrap(), api.join().unwrap());
+    assert!(
+        web.failures.is_empty(),
+        "web must keep serving through the abort: {} of {} failed, first: {:?}",
+        web.failures.len(),
+        web.total,
+        &web.failures[..web.failures.len().min(5)]
+    );
+    assert!(web.v2 > 0, "web's canary had completed on v2: {web:?}");
+}
