@@ -6,7 +6,6 @@
 //! restarted daemon resumes where this one stopped.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
@@ -122,7 +121,7 @@ impl Controller {
         }
         let stalled = progress.stage != Stage::Done
             && new_ready < wanted
-            && Instant::now() - self.progress_at > strategy_deadline(svc);
+            && Instant::now() - self.progress_at > svc.update.progress_deadline();
         for _ in 0..missing {
             self.start_replica(service, rev, 0).await;
         }
@@ -130,7 +129,7 @@ impl Controller {
             let detail = self.last_failure.clone().map(|l| format!(" ({l})")).unwrap_or_default();
             let why = format!(
                 "r{rev} failed: {service} not healthy after {}s without progress{detail}",
-                strategy_deadline(svc).as_secs()
+                svc.update.progress_deadline().as_secs()
             );
             self.abort_rollout(rev, why);
             return Some(false);
@@ -351,8 +350,4 @@ impl Controller {
             });
         });
     }
-}
-
-fn strategy_deadline(svc: &zenith_spec::ServiceSpec) -> Duration {
-    svc.update.progress_deadline()
 }

@@ -23,6 +23,18 @@ fn canary(weights: &[u32]) -> Canary {
     }
 }
 
+/// Steps 10 and 100, with one smoke test on `/`.
+fn smoke_tested_canary() -> Canary {
+    let mut c = canary(&[10, 100]);
+    c.probes.push(SmokeProbe {
+        path: "/".into(),
+        status: None,
+        body_contains: None,
+        timeout: Duration::from_secs(2),
+    });
+    c
+}
+
 fn blue_green() -> BlueGreen {
     BlueGreen {
         analysis: analysis(),
@@ -265,13 +277,7 @@ fn pause_resume_abort_and_full_promotion() {
 
 #[test]
 fn smoke_tests_gate_the_first_traffic() {
-    let mut c = canary(&[10, 100]);
-    c.probes.push(SmokeProbe {
-        path: "/".into(),
-        status: None,
-        body_contains: None,
-        timeout: Duration::from_secs(2),
-    });
+    let c = smoke_tested_canary();
     let strategy = Strategy::Canary(&c);
     let mut p = Progress::new(strategy, 0);
     let obs = |probes| Observed {
@@ -356,13 +362,7 @@ fn a_restarted_daemon_sets_the_weight_again_and_keeps_the_step() {
 
 #[test]
 fn smoke_tests_cut_short_by_a_restart_run_again_once_replicas_are_back() {
-    let mut c = canary(&[10, 100]);
-    c.probes.push(SmokeProbe {
-        path: "/".into(),
-        status: None,
-        body_contains: None,
-        timeout: Duration::from_secs(2),
-    });
+    let c = smoke_tested_canary();
     let strategy = Strategy::Canary(&c);
     let mut p = Progress::new(strategy, 0);
     let ready = |now_ms| Observed {

@@ -310,8 +310,8 @@ quiet_timeout = "2s"
 progress_deadline = "15s"
 "#;
 
-#[test]
-fn the_split_follows_the_weight_and_sticky_clients_never_switch_version() {
+/// A daemon with v1 serving and v2's manual canary holding its first step at 10 %.
+fn canary_at_10() -> (Daemon, u16) {
     let d = Daemon::start();
     let port = free_port();
     deploy_v1(&d, port, MANUAL_CANARY);
@@ -320,6 +320,12 @@ fn the_split_follows_the_weight_and_sticky_clients_never_switch_version() {
     wait_for(Duration::from_secs(30), "the canary at 10%", || {
         d.status("shop")["rollout"]["services"][0]["progress"]["weight"] == 10
     });
+    (d, port)
+}
+
+#[test]
+fn the_split_follows_the_weight_and_sticky_clients_never_switch_version() {
+    let (d, port) = canary_at_10();
 
     // Testers reach the canary on demand; pinned requests get no cookie.
     let pinned = get_with(port, &[("X-Zenith-Version", "canary")]);
@@ -378,14 +384,7 @@ fn the_split_follows_the_weight_and_sticky_clients_never_switch_version() {
 
 #[test]
 fn a_daemon_killed_mid_rollout_resumes_it_at_its_step() {
-    let d = Daemon::start();
-    let port = free_port();
-    deploy_v1(&d, port, MANUAL_CANARY);
-    let v2 = d.spec("v2.toml", &spec(port, "v2", "", MANUAL_CANARY));
-    d.ok(&["deploy", "-f", v2.to_str().unwrap(), "--no-wait"]);
-    wait_for(Duration::from_secs(30), "the canary at 10%", || {
-        d.status("shop")["rollout"]["services"][0]["progress"]["weight"] == 10
-    });
+    let (d, port) = canary_at_10();
 
     let d = d.crash_and_restart();
     // Routed at once to the adopted replicas of both versions, by the saved weight.
