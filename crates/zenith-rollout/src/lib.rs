@@ -9,10 +9,10 @@ pub mod controller;
 pub mod plan;
 pub mod progressive;
 pub mod rolling;
-mod smoke;
+pub mod smoke;
 pub mod status;
 
-pub use controller::{AppHandle, Env, Journal, Outcome, ReplicaRow, RolloutRecord, Start};
+pub use controller::{AppHandle, Env, Journal, Outcome, ReplicaRow, RolloutRecord, Start, StateHooks};
 pub use plan::{DeployPlan, plan};
 pub use progressive::UserCommand;
 pub use status::{AppStatus, Phase, ReplicaState, ReplicaStatus, RolloutStatus, ServiceRollout, ServiceStatus};

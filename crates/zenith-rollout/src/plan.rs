@@ -9,7 +9,7 @@ use crate::rolling::{self, Counts};
 
 mod timeline;
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeployPlan {
     pub app: String,
     pub from_revision: Option<u64>,
@@ -243,6 +243,7 @@ mod tests {
             env: BTreeMap::from([("VERSION".into(), version.into())]),
             secrets: BTreeMap::new(),
             state_dirs: Vec::new(),
+            state: Default::default(),
             port: None,
             health: None,
             restart: RestartPolicy {
@@ -268,6 +269,9 @@ mod tests {
             name: "shop".into(),
             revision_history_limit: 10,
             services,
+            schedules: Vec::new(),
+            drill: None,
+            health: Default::default(),
         }
     }
 

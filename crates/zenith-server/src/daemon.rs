@@ -23,6 +23,10 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Where the apps' public routers listen.
     pub router_host: IpAddr,
+    /// The snapshot repository of the state hooks, schedules and recoveries.
+    pub snapshots: crate::state::SnapshotConfig,
+    /// When the repository-wide prune runs (cron, daemon's local time).
+    pub prune_cron: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +79,18 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
     crate::orphans::sweep(&marker, &known);
 
     let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new());
+    let snapshots = Arc::new(crate::state::Snapshots::new(config.snapshots.clone(), store.clone()));
+    // Operations on state that a killed daemon left unfinished: their services stay stopped
+    // until the operation has been carried to its end.
+    let mut pending_ops = Vec::new();
+    for (app, json) in store.state_ops()? {
+        match serde_json::from_str::<crate::state::ops::StateOp>(&json) {
+            Ok(op) => pending_ops.push(op),
+            Err(e) => {
+                tracing::error!(%app, error = %e, "an unfinished state operation cannot be read; resolve it by hand")
+            }
+        }
+    }
     let env = Env {
         runtime,
         journal: Arc::new(StoreJournal { store: store.clone() }),
@@ -82,6 +98,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         router_host: config.router_host,
         daemon_marker: marker,
         routers: Arc::new(std::sync::Mutex::new(BTreeMap::new())),
+        hooks: Some(snapshots.clone()),
     };
     let mut apps = BTreeMap::new();
     for row in store.apps()? {
@@ -114,6 +131,11 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
                 None
             }
         });
+        let suspended = pending_ops
+            .iter()
+            .find(|op| op.app == row.name && op.phase < crate::state::ops::OpPhase::Starting)
+            .map(|op| op.held(desired.as_ref().map(|d| d.1.as_ref())).into_iter().collect())
+            .unwrap_or_default();
         let start = Start {
             app: row.name.clone(),
             desired,
@@ -121,6 +143,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
             specs,
             replicas,
             rollout,
+            suspended,
         };
         apps.insert(
             row.name.clone(),
@@ -142,7 +165,24 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         data_dir: dir.clone(),
         started: std::time::Instant::now(),
         stopping: tokio::sync::watch::channel(false).0,
+        snapshots,
+        health: Default::default(),
+        schedules: Default::default(),
+        prune_cron: config.prune_cron.clone(),
     });
+    for op in pending_ops {
+        let handle = state.apps.lock().await.get(&op.app).cloned();
+        match handle {
+            Some(h) => {
+                tracing::info!(app = %op.app, phase = ?op.phase, "finishing the state operation a stopped daemon left");
+                tokio::spawn(crate::state::ops::drive(state.clone(), op, h));
+            }
+            None => {
+                tracing::error!(app = %op.app, "an unfinished state operation names an app the daemon does not know")
+            }
+        }
+    }
+    let scheduler = tokio::spawn(crate::state::schedule::run(state.clone()));
     let discovery = serde_json::json!({
         "address": format!("http://{addr}"),
         "pid": std::process::id(),
@@ -176,6 +216,7 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
         server.abort();
     }
     rotation.abort();
+    scheduler.abort();
     let apps = shutdown_state.apps.lock().await;
     let _ = tokio::time::timeout(Duration::from_secs(300), async {
         for (name, handle) in apps.iter().rev() {

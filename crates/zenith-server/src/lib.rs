@@ -11,6 +11,7 @@ pub mod journal;
 pub mod logs;
 pub mod orphans;
 pub mod secret;
+pub mod state;
 pub mod store;
 
 pub use daemon::{ServeConfig, ServeError, serve};

@@ -16,6 +16,7 @@ mod audit;
 mod replicas;
 mod revisions;
 mod schema;
+mod state;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +32,7 @@ pub use audit::{AuditEntry, AuditRecord, AuditResult};
 pub use replicas::ReplicaRow;
 pub use revisions::{RevisionRow, RevisionStatus};
 pub use schema::SCHEMA_VERSION;
+pub use state::{ScheduleRow, SnapshotRun};
 
 /// How long a statement waits for another connection's lock (a `sqlite3` shell, a backup)
 /// before failing with "database is locked".

@@ -91,6 +91,9 @@ pub fn import(yaml: &str, origin: &Path) -> Result<Imported, SpecErrors> {
             revision_history_limit: None,
         },
         services: Services(services),
+        schedules: Default::default(),
+        drill: None,
+        health: None,
     };
     cx.warnings.sort_by_key(|w| w.0);
     let warnings: Vec<String> = cx.warnings.into_iter().map(|w| w.1).collect();

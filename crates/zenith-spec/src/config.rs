@@ -16,8 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::{RestartCondition, RuntimeKind};
 
+mod state;
 mod update;
 
+pub use state::{DrillConfig, HealthThresholdsConfig, KeepConfig, ScheduleConfig, StateConfig, VerifyConfig};
 pub use update::{PauseConfig, SmokeProbeConfig, StepConfig, UpdateConfig};
 
 /// The whole file.
@@ -27,6 +29,13 @@ pub struct FileConfig {
     pub app: AppConfig,
     #[serde(default)]
     pub services: Services,
+    /// `[schedules.TYPE]`: snapshot schedules keyed by snapshot type.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub schedules: BTreeMap<String, ScheduleConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthThresholdsConfig>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -59,6 +68,8 @@ pub struct ServiceConfig {
     pub port: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub state_dirs: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<StateConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<CommandLine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,6 +13,7 @@
 
 pub mod compose;
 pub mod config;
+pub mod cron;
 mod error;
 pub mod formula;
 mod locate;

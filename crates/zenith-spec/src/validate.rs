@@ -5,6 +5,7 @@
 
 mod analysis;
 mod sections;
+mod state;
 mod update;
 
 use std::collections::BTreeMap;
@@ -152,11 +153,15 @@ impl Validator<'_> {
             .0
             .iter()
             .map(|(name, s)| self.service(name, s, &mut ports))
-            .collect();
+            .collect::<Vec<_>>();
+        let schedules = self.schedules(&cfg.schedules, &services);
         AppSpec {
             name: cfg.app.name.clone(),
             revision_history_limit,
+            drill: self.drill(cfg.drill.as_ref()),
+            health: self.health_thresholds(cfg.health.as_ref()),
             services,
+            schedules,
         }
     }
 
@@ -192,6 +197,12 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let port = s.port.and_then(|p| self.port(name, p, ports));
+        if !s.state_dirs.is_empty() && s.env.contains_key("STATE_DIRECTORY") {
+            self.error(
+                &["services", name, "env", "STATE_DIRECTORY"],
+                "is set by zenith to the first of state_dirs (a restore drill points it elsewhere); remove it",
+            );
+        }
         ServiceSpec {
             name: name.to_string(),
             runtime,
@@ -208,6 +219,7 @@ impl Validator<'_> {
             env: self.env(name, &s.env),
             secrets: self.secrets(name, &s.secrets),
             state_dirs: self.state_dirs(name, &s.state_dirs),
+            state: self.state_hooks(name, s.state.as_ref(), !s.state_dirs.is_empty()),
             port,
             health: s.health.as_ref().map(|h| self.health(name, h)),
             restart: self.restart(name, s.restart.as_ref()),

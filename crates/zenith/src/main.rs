@@ -74,8 +74,15 @@ enum Command {
     Serve(commands::serve::ServeArgs),
     /// Deploy an app spec as a new revision, printing the plan and following the rollout.
     Deploy(commands::deploy::DeployArgs),
-    /// Roll an app back to an earlier revision (code and config; state data is left alone).
+    /// Roll an app back to an earlier revision: code and config, and with --with-state its
+    /// state data as it was when that revision was deployed.
     Rollback(commands::deploy::RollbackArgs),
+    /// Restore an app's state from a snapshot set and start it again, or (--drill) prove the
+    /// snapshots restore, on scratch copies.
+    Recover(commands::recover::RecoverArgs),
+    /// The daemon's scheduled snapshots, integrity checks, drills and prunes.
+    #[command(subcommand)]
+    Schedule(commands::recover::ScheduleCommand),
     /// List the apps the daemon runs.
     Apps,
     /// Look at one app.
@@ -117,12 +124,17 @@ fn main() -> ExitCode {
     let repo = cli.repo.with_env();
     let result = match cli.command {
         Command::Repo(c) => commands::repo::run(c, &repo, out),
+        Command::Snapshot(c) if matches!(*c, commands::snapshot::SnapshotCommand::Health) => {
+            commands::recover::health(&cli.daemon, out)
+        }
         Command::Snapshot(c) => commands::snapshot::run(*c, &repo, out),
         Command::State(c) => commands::state::run(c, &repo, out),
         Command::Spec(c) => commands::spec::run(c, out),
-        Command::Serve(a) => commands::serve::run(a, &cli.daemon),
+        Command::Serve(a) => commands::serve::run(a, &cli.daemon, &repo),
         Command::Deploy(a) => commands::deploy::deploy(a, &cli.daemon, out),
         Command::Rollback(a) => commands::deploy::rollback(a, &cli.daemon, out),
+        Command::Recover(a) => commands::recover::recover(a, &cli.daemon, out),
+        Command::Schedule(c) => commands::recover::schedule(c, &cli.daemon, out),
         Command::Apps => commands::apps::list(&cli.daemon, out),
         Command::App(c) => commands::apps::app(c, &cli.daemon, out),
         Command::Rollout(c) => commands::rollout::run(c, &cli.daemon, out),

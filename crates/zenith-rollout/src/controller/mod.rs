@@ -11,7 +11,7 @@ mod reconcile;
 mod replica;
 mod window;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -21,12 +21,13 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use zenith_router::Router;
 use zenith_runtime::{Exit, ReplicaRecord, RestartTracker, Runtime};
-use zenith_spec::AppSpec;
+use zenith_spec::{AppSpec, ServiceSpec};
 
 use crate::progressive::UserCommand;
 use crate::status::{AppStatus, Phase, RolloutStatus};
 pub use progress::RolloutRecord;
 use replica::Replica;
+pub use replica::effective_check;
 
 /// Where the controller writes what must outlive the daemon. Implementations log their own
 /// failures: the controller cannot do better than carry on.
@@ -41,6 +42,19 @@ pub trait Journal: Send + Sync + 'static {
     /// The app's progressive rollout (JSON of a [`RolloutRecord`]) changed; `None` once it
     /// has ended.
     fn rollout_saved(&self, app: &str, rollout: Option<&str>);
+}
+
+/// The state hooks, carried out by the daemon's snapshot repository. The methods block (they
+/// read and write whole directories); the controller calls them on blocking threads.
+pub trait StateHooks: Send + Sync + 'static {
+    /// Snapshot `service`'s state directories after one of its replicas stopped; returns the
+    /// snapshot ids, for the logs.
+    fn snapshot_on_stop(&self, app: &str, revision: u64, service: &ServiceSpec) -> Result<String, String>;
+    /// Fill those of `service`'s state directories that are empty or missing from their newest
+    /// snapshots; `None` when there was nothing to restore.
+    fn restore_on_start(&self, app: &str, service: &ServiceSpec) -> Result<Option<String>, String>;
+    /// A hook failed or ran out of time: count it, and keep it where `zenith audit` finds it.
+    fn hook_failed(&self, app: &str, service: &str, hook: &str, error: &str);
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,6 +91,8 @@ pub struct Env {
     pub daemon_marker: String,
     /// Called with every router the controller creates, so the daemon can export metrics.
     pub routers: Arc<std::sync::Mutex<BTreeMap<(String, String), Router>>>,
+    /// `None` runs no state hooks (a daemon without a snapshot repository).
+    pub hooks: Option<Arc<dyn StateHooks>>,
 }
 
 /// The state to start from: what the store says should run, and what ran.
@@ -90,6 +106,8 @@ pub struct Start {
     pub replicas: Vec<ReplicaRow>,
     /// The progressive rollout the previous daemon was running, to resume.
     pub rollout: Option<RolloutRecord>,
+    /// Services held stopped by an operation on their state that was under way.
+    pub suspended: BTreeSet<String>,
 }
 
 pub enum Command {
@@ -108,6 +126,15 @@ pub enum Command {
     },
     /// Drain and stop every replica (pre-stop hooks run); replies when all are gone.
     Shutdown { reply: oneshot::Sender<()> },
+    /// Stop the replicas of `services` (all when empty) and start none until [`Command::Resume`]:
+    /// their state is about to be replaced. On-stop snapshots do not run. Replies when they
+    /// are gone.
+    Suspend {
+        services: Vec<String>,
+        reply: oneshot::Sender<()>,
+    },
+    /// Let suspended services run again.
+    Resume { reply: oneshot::Sender<()> },
 }
 
 /// The daemon's handle on one app's controller.
@@ -139,6 +166,25 @@ impl AppHandle {
             .await
             .map_err(|_| "the app's controller has stopped".to_string())?;
         rx.await.map_err(|_| "the app's controller has stopped".to_string())?
+    }
+
+    /// See [`Command::Suspend`].
+    pub async fn suspend(&self, services: Vec<String>) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Suspend { services, reply })
+            .await
+            .map_err(|_| "the app's controller has stopped".to_string())?;
+        rx.await.map_err(|_| "the app's controller has stopped".to_string())
+    }
+
+    pub async fn resume(&self) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Resume { reply })
+            .await
+            .map_err(|_| "the app's controller has stopped".to_string())?;
+        rx.await.map_err(|_| "the app's controller has stopped".to_string())
     }
 
     pub async fn shutdown(&self) {
@@ -198,6 +244,8 @@ struct Controller {
     windows: window::Windows,
     /// The last rollout that ended, for `rollout status`.
     finished_rollout: Option<RolloutStatus>,
+    /// Services held stopped while their state is replaced.
+    suspended: BTreeSet<String>,
 }
 
 impl Controller {
@@ -251,6 +299,7 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
         rollout: None,
         windows: Default::default(),
         finished_rollout: None,
+        suspended: start.suspended,
     };
     c.bind_routers().await;
     // The saved weights go on the routers before the replicas of both revisions join them, so
@@ -273,6 +322,15 @@ pub async fn spawn(env: Env, start: Start) -> AppHandle {
                     }
                     Some(Command::Rollout { command, reply }) => {
                         let _ = reply.send(c.rollout_command(command));
+                    }
+                    Some(Command::Suspend { services, reply }) => {
+                        c.suspend(services).await;
+                        let _ = reply.send(());
+                    }
+                    Some(Command::Resume { reply }) => {
+                        c.suspended.clear();
+                        c.progress_at = Instant::now();
+                        let _ = reply.send(());
                     }
                     Some(Command::Shutdown { reply }) => {
                         c.shutdown().await;

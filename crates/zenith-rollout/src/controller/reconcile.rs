@@ -24,8 +24,13 @@ impl Controller {
         };
         let now = Instant::now();
         // Restarts whose delay is over.
-        let due: Vec<_> = self.pending.iter().filter(|p| p.2 <= now).cloned().collect();
-        self.pending.retain(|p| p.2 > now);
+        let due: Vec<_> = self
+            .pending
+            .iter()
+            .filter(|p| p.2 <= now && !self.suspended.contains(&p.0))
+            .cloned()
+            .collect();
+        self.pending.retain(|p| p.2 > now && !self.suspended.contains(&p.0));
         for (service, revision, _, restarts) in due {
             if revision == rev {
                 self.start_replica(&service, revision, restarts).await;
@@ -36,6 +41,10 @@ impl Controller {
             self.rollout = None;
         }
         for svc in &spec.services {
+            if self.suspended.contains(&svc.name) {
+                all_done = false;
+                continue;
+            }
             let in_rollout = self
                 .rollout
                 .as_ref()
@@ -218,6 +227,38 @@ impl Controller {
             .map(Replica::backend)
             .collect();
         router.set_backends(backends);
+    }
+
+    /// Holds `services` (all of the app's when empty) stopped: see [`super::Command::Suspend`].
+    pub(super) async fn suspend(&mut self, services: Vec<String>) {
+        let all: Vec<String> = self
+            .desired
+            .iter()
+            .flat_map(|d| d.1.services.iter().map(|s| s.name.clone()))
+            .chain(self.replicas.values().map(|r| r.service.clone()))
+            .collect();
+        let chosen: Vec<String> = if services.is_empty() { all } else { services };
+        self.suspended.extend(chosen.iter().cloned());
+        self.message = format!("stopped for a state operation: {}", chosen.join(", "));
+        let ids: Vec<String> = self
+            .replicas
+            .values()
+            .filter(|r| chosen.contains(&r.service))
+            .map(|r| r.id.clone())
+            .collect();
+        let mut jobs = tokio::task::JoinSet::new();
+        for id in &ids {
+            if let Some(job) = self.stop_job_with(id, false) {
+                jobs.spawn(job);
+            }
+        }
+        while jobs.join_next().await.is_some() {}
+        for id in &ids {
+            if let Some(r) = self.replicas.remove(id) {
+                self.forget(&r.id);
+                self.sync_router(&r.service);
+            }
+        }
     }
 
     /// Graceful stop of everything, services in reverse order of declaration.

@@ -78,7 +78,7 @@ fn short_random() -> String {
 
 /// The health check a replica is held to: the spec's, or for a service with a port and no
 /// check, "its port accepts connections" (so it gets no traffic before it listens).
-pub(super) fn effective_check(svc: &ServiceSpec) -> Option<HealthCheck> {
+pub fn effective_check(svc: &ServiceSpec) -> Option<HealthCheck> {
     svc.health.clone().or_else(|| {
         svc.port.map(|_| HealthCheck {
             probe: Probe::Tcp,
@@ -105,6 +105,11 @@ impl Controller {
         env.insert("ZENITH_SERVICE".into(), svc.name.clone());
         env.insert("ZENITH_REVISION".into(), revision.to_string());
         env.insert("ZENITH_DAEMON_ID".into(), self.env.daemon_marker.clone());
+        if let Some(first) = svc.state_dirs.first() {
+            env.insert("STATE_DIRECTORY".into(), first.display().to_string());
+            let all: Vec<String> = svc.state_dirs.iter().map(|d| d.display().to_string()).collect();
+            env.insert("ZENITH_STATE_DIRS".into(), all.join(":"));
+        }
         ReplicaSpec {
             id: id.to_string(),
             command: svc.command.clone(),
@@ -131,6 +136,26 @@ impl Controller {
                 return;
             }
         };
+        if svc.state.restore_on_start == zenith_spec::RestoreOnStart::Latest
+            && let Some(hooks) = self.env.hooks.clone()
+        {
+            let (app, svc_spec) = (self.app.clone(), svc.clone());
+            let done = tokio::task::spawn_blocking(move || hooks.restore_on_start(&app, &svc_spec)).await;
+            match done {
+                Ok(Ok(Some(what))) => self.event(service, format!("restored its empty state: {what}")),
+                Ok(Ok(None)) => {}
+                Ok(Err(e)) => {
+                    // Starting on empty state would look like data loss: do not start.
+                    if let Some(h) = &self.env.hooks {
+                        h.hook_failed(&self.app, service, "restore-on-start", &e);
+                    }
+                    self.event(service, format!("restore on start failed, replica not started: {e}"));
+                    self.on_failure(service, revision, restarts, zenith_runtime::ExitStatus::Unknown);
+                    return;
+                }
+                Err(e) => tracing::error!(app = %self.app, service, error = %e, "restore on start panicked"),
+            }
+        }
         let id = format!("{}-{}-r{revision}-{}", self.app, service, short_random());
         let rspec = self.replica_spec(&spec, svc, revision, &id, port);
         match self.env.runtime.start(&rspec, self.exits_tx.clone()).await {
@@ -217,6 +242,11 @@ impl Controller {
     /// Marks a replica as leaving and returns the work of stopping it: drain, pre-stop hook,
     /// SIGTERM, SIGKILL after the grace period. `None` when it is already leaving.
     pub(super) fn stop_job(&mut self, id: &str) -> Option<impl Future<Output = ()> + Send + 'static> {
+        self.stop_job_with(id, true)
+    }
+
+    /// [`Self::stop_job`], with or without the on-stop snapshot.
+    pub(super) fn stop_job_with(&mut self, id: &str, hooks: bool) -> Option<impl Future<Output = ()> + Send + 'static> {
         let r = self.replicas.get_mut(id)?;
         if r.state == ReplicaState::Stopping {
             return None;
@@ -231,6 +261,12 @@ impl Controller {
         let spec = r.spec.clone();
         let id = id.to_string();
         let service = r.service.clone();
+        let revision = r.revision;
+        let on_stop = self.env.hooks.clone().filter(|_| hooks).zip(
+            svc.clone()
+                .filter(|s| s.state.snapshot_on_stop && !s.state_dirs.is_empty()),
+        );
+        let app = self.app.clone();
         self.sync_router(&service);
         Some(async move {
             let (drain, grace, pre_stop) = match &svc {
@@ -255,6 +291,33 @@ impl Controller {
             if let Err(e) = runtime.stop(&id, grace).await {
                 tracing::warn!(replica = %id, error = %e, "stop failed");
             }
+            if let Some((hooks, svc)) = on_stop {
+                snapshot_on_stop(hooks, app, revision, svc, id).await;
+            }
         })
     }
+}
+
+/// The on-stop snapshot, once the replica has exited and its files are quiet. The stop does
+/// not wait past `on_stop_timeout`: the snapshot then goes on in the background (a late
+/// snapshot is still worth having) and the overrun is reported as a failure.
+async fn snapshot_on_stop(hooks: Arc<dyn super::StateHooks>, app: String, revision: u64, svc: ServiceSpec, id: String) {
+    let timeout = svc.state.on_stop_timeout;
+    let name = svc.name.clone();
+    let (h, a) = (hooks.clone(), app.clone());
+    let task = tokio::task::spawn_blocking(move || h.snapshot_on_stop(&a, revision, &svc));
+    let error = match tokio::time::timeout(timeout, task).await {
+        Ok(Ok(Ok(ids))) => {
+            tracing::info!(app = %app, replica = %id, snapshots = %ids, "on-stop snapshot taken");
+            return;
+        }
+        Ok(Ok(Err(e))) => e,
+        Ok(Err(e)) => format!("the snapshot task failed: {e}"),
+        Err(_) => format!(
+            "not finished within on_stop_timeout ({}s); the stop went ahead without waiting for it",
+            timeout.as_secs_f64()
+        ),
+    };
+    tracing::warn!(app = %app, replica = %id, error = %error, "on-stop snapshot failed");
+    hooks.hook_failed(&app, &name, "on-stop", &error);
 }

@@ -232,6 +232,8 @@ pub async fn metrics(AxState(s): AxState<Shared>, headers: HeaderMap) -> Result<
     }
     let statuses: Vec<zenith_rollout::AppStatus> = apps.values().map(|h| h.status.borrow().clone()).collect();
     render_rollouts(&mut out, &statuses);
+    drop(apps);
+    crate::state::render_metrics(&mut out, &s);
     Ok(([("content-type", "text/plain; version=0.0.4")], out).into_response())
 }
 

@@ -30,6 +30,10 @@ pub struct RevisionSummary {
     pub source: String,
     pub status: RevisionStatus,
     pub message: String,
+    /// The set of state snapshots taken before the revision rolled out (or, for a rollback
+    /// with state, the set it restored).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_set: Option<String>,
 }
 
 impl From<&RevisionRow> for RevisionSummary {
@@ -41,6 +45,7 @@ impl From<&RevisionRow> for RevisionSummary {
             source: r.source.clone(),
             status: r.status,
             message: r.message.clone(),
+            state_set: r.snapshot_id.clone(),
         }
     }
 }
@@ -109,6 +114,15 @@ pub struct DeployResponse {
     pub unchanged: bool,
     pub dry_run: bool,
     pub plan: DeployPlan,
+    /// The state snapshots taken before the new revision rolled out (`snapshot_before_deploy`),
+    /// or the set a rollback with state restored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_set: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub snapshots: Vec<crate::state::Taken>,
+    /// What a rollback with state did, step by step.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_op: Option<crate::state::ops::StateOp>,
 }
 
 pub async fn deploy(
@@ -119,7 +133,7 @@ pub async fn deploy(
 ) -> Result<Json<DeployResponse>, ApiError> {
     let target = format!("app {app}");
     let caller = authorize(&s, &headers, Action::Deploy, Some(("deploy", Some(&app), &target)))?;
-    let result = roll_out(&s, &app, req.spec, &req.source, req.dry_run, req.force).await;
+    let result = roll_out(&s, &app, req.spec, &req.source, req.dry_run, req.force, None).await;
     if !req.dry_run {
         let forced = if req.force { "forced: " } else { "" };
         let (res, detail) = match &result {
@@ -141,6 +155,9 @@ pub struct RollbackRequest {
     pub revision: Option<u64>,
     #[serde(default)]
     pub dry_run: bool,
+    /// Also restore the state snapshots recorded on the target revision.
+    #[serde(default)]
+    pub with_state: bool,
 }
 
 pub async fn rollback(
@@ -176,6 +193,9 @@ pub async fn rollback(
         };
         let spec: AppSpec = serde_json::from_str(&to.spec_json)
             .map_err(|e| ApiError::Internal(format!("revision {} of {app} cannot be read: {e}", to.number)))?;
+        if req.with_state {
+            return rollback_with_state(&s, &app, to, spec, req.dry_run).await;
+        }
         // A rollback goes back to a version that already served: it is health-checked, but
         // never judged again by canary analysis, and takes the traffic at once.
         roll_out(
@@ -185,16 +205,33 @@ pub async fn rollback(
             &format!("rollback to r{}", to.number),
             req.dry_run,
             true,
+            None,
         )
         .await
     }
     .await;
     if !req.dry_run {
         let (res, detail) = match &result {
-            Ok(r) => (
-                AuditResult::Ok,
-                format!("r{} (code only; state data left as is)", r.revision),
-            ),
+            Ok(r) => match &r.state_op {
+                Some(op) => (
+                    if op.error.is_none() {
+                        AuditResult::Ok
+                    } else {
+                        AuditResult::Error
+                    },
+                    format!(
+                        "r{} with state: restored set {} over pre-restore set {}{}",
+                        r.revision,
+                        op.set,
+                        op.id,
+                        op.error.as_ref().map(|e| format!("; {e}")).unwrap_or_default()
+                    ),
+                ),
+                None => (
+                    AuditResult::Ok,
+                    format!("r{} (code only; state data left as is)", r.revision),
+                ),
+            },
             Err(e) => (AuditResult::Error, e.message().to_string()),
         };
         record(&s, Some(&caller.0), "rollback", Some(&app), &target, res, &detail);
@@ -202,15 +239,103 @@ pub async fn rollback(
     result.map(Json)
 }
 
+/// `rollback --with-state`: the state recorded on `to` comes back with its code, through a
+/// journaled [`crate::state::ops::StateOp`].
+async fn rollback_with_state(
+    s: &Shared,
+    app: &str,
+    to: &RevisionRow,
+    spec: AppSpec,
+    dry_run: bool,
+) -> Result<DeployResponse, ApiError> {
+    let set = to.snapshot_id.clone().ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "r{} of {app} has no state snapshot recorded (snapshot_before_deploy was off when it was \
+             deployed, or its state directories did not exist yet); roll back without --with-state, or restore a chosen snapshot with \
+             `zenith recover {app} --snapshot ID`",
+            to.number
+        ))
+    })?;
+    let snaps = {
+        let sn = s.snapshots.clone();
+        let set = set.clone();
+        tokio::task::spawn_blocking(move || sn.set(&set))
+            .await
+            .map_err(|e| ApiError::Internal(e.to_string()))?
+            .map_err(ApiError::Internal)?
+    };
+    if snaps.is_empty() {
+        return Err(ApiError::Conflict(format!(
+            "the state snapshots of r{} (set {set}) are no longer in the repository {}",
+            to.number,
+            s.snapshots.repo_path().display()
+        )));
+    }
+    let restores = crate::state::ops::plan_restores(&spec, &snaps).map_err(ApiError::Conflict)?;
+    let op = crate::state::ops::StateOp::new(
+        app,
+        crate::state::ops::OpKind::Rollback { to: to.number },
+        set.clone(),
+        Vec::new(),
+        restores,
+        false,
+    );
+    run_state_op(s, op, dry_run).await
+}
+
+/// Starts a state operation (or, for a dry run, returns its plan) and waits for its end. It
+/// runs on its own task: a client that goes away does not stop it halfway.
+pub(crate) async fn run_state_op(
+    s: &Shared,
+    op: crate::state::ops::StateOp,
+    dry_run: bool,
+) -> Result<DeployResponse, ApiError> {
+    let app = op.app.clone();
+    let plan_only = DeployResponse {
+        revision: 0,
+        unchanged: false,
+        dry_run,
+        plan: DeployPlan::default(),
+        state_set: Some(op.set.clone()),
+        snapshots: Vec::new(),
+        state_op: Some(op.clone()),
+    };
+    if dry_run {
+        return Ok(plan_only);
+    }
+    let handle = {
+        let apps = s.apps.lock().await;
+        if s.store.state_op(&app)?.is_some() {
+            return Err(ApiError::Conflict(format!(
+                "an operation on the state of {app} is already under way; wait for it to end"
+            )));
+        }
+        let h = apps.get(&app).cloned().ok_or_else(|| unknown_app(&app))?;
+        crate::state::ops::save(s, &op);
+        h
+    };
+    let task = tokio::spawn(crate::state::ops::drive(s.clone(), op, handle));
+    let op = task
+        .await
+        .map_err(|e| ApiError::Internal(format!("the state operation failed: {e}")))?;
+    Ok(DeployResponse {
+        revision: op.revision.unwrap_or(0),
+        state_op: Some(op),
+        ..plan_only
+    })
+}
+
 /// Checks the spec against what runs, then creates revision N+1 and hands it to the app's
-/// controller. Nothing is recorded or changed when a check fails.
-async fn roll_out(
+/// controller. Nothing is recorded or changed when a check fails. With `state_set`, the new
+/// revision records that set (a rollback with state) instead of running before-deploy hooks.
+pub(crate) async fn roll_out(
     s: &Shared,
     app: &str,
     spec: AppSpec,
     source: &str,
     dry_run: bool,
     forced: bool,
+    state_set: Option<String>,
 ) -> Result<DeployResponse, ApiError> {
     if spec.name != app {
         return Err(ApiError::BadRequest(format!(
@@ -244,6 +369,9 @@ async fn roll_out(
             unchanged: true,
             dry_run,
             plan,
+            state_set: None,
+            snapshots: Vec::new(),
+            state_op: None,
         });
     }
     let plan = zenith_rollout::plan::plan_with(current_spec.as_ref().map(|(s, n)| (s, *n)), &spec, next, forced);
@@ -253,12 +381,43 @@ async fn roll_out(
             unchanged: false,
             dry_run,
             plan,
+            state_set: None,
+            snapshots: Vec::new(),
+            state_op: None,
         });
     }
+    if state_set.is_none() && s.store.state_op(app)?.is_some() {
+        return Err(ApiError::Conflict(format!(
+            "an operation on the state of {app} is under way (a rollback with state or a recovery); \
+             deploy once it has ended"
+        )));
+    }
+    // The before-deploy snapshots come first: if one cannot be taken, nothing is deployed.
+    let (state_set, snapshots) = match state_set {
+        Some(set) => (Some(set), Vec::new()),
+        None => {
+            let (sn, sp) = (s.snapshots.clone(), spec.clone());
+            match tokio::task::spawn_blocking(move || sn.before_deploy(&sp, next))
+                .await
+                .map_err(|e| ApiError::Internal(e.to_string()))?
+            {
+                Ok(Some((set, taken))) => (Some(set), taken),
+                Ok(None) => (None, Vec::new()),
+                Err(e) => {
+                    return Err(ApiError::Conflict(format!(
+                        "snapshot_before_deploy: {e}; nothing was deployed (fix the repository, or turn the hook off)"
+                    )));
+                }
+            }
+        }
+    };
     let json = serde_json::to_string(&spec).expect("specs serialize");
     let n = s
         .store
         .create_revision(app, &json, &digest, source, spec.revision_history_limit as usize)?;
+    if let Some(set) = &state_set {
+        s.store.set_revision_snapshot(app, n, set)?;
+    }
     let spec = Arc::new(spec);
     let handle = match apps.get(app) {
         Some(h) => h.clone(),
@@ -270,6 +429,7 @@ async fn roll_out(
                 specs: Default::default(),
                 replicas: Vec::new(),
                 rollout: None,
+                suspended: Default::default(),
             };
             let h = zenith_rollout::controller::spawn(s.env.clone(), start).await;
             apps.insert(app.to_string(), h.clone());
@@ -289,6 +449,9 @@ async fn roll_out(
         unchanged: false,
         dry_run,
         plan,
+        state_set,
+        snapshots,
+        state_op: None,
     })
 }
 

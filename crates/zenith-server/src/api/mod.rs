@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod apps;
 pub mod rollout;
+pub mod state;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -31,6 +32,14 @@ pub struct State {
     pub started: std::time::Instant,
     /// Turns true when the daemon begins to stop; endless streams end on it.
     pub stopping: tokio::sync::watch::Sender<bool>,
+    /// The daemon's snapshot repository and the state hooks.
+    pub snapshots: Arc<crate::state::Snapshots>,
+    /// The snapshot health last computed (the scheduler refreshes it), for `/metrics`.
+    pub health: std::sync::RwLock<Option<crate::state::health::HealthReport>>,
+    /// The scheduled jobs as last listed, for `/metrics`.
+    pub schedules: std::sync::RwLock<Vec<crate::state::schedule::JobView>>,
+    /// When the repository-wide prune runs (cron).
+    pub prune_cron: String,
 }
 
 pub type Shared = Arc<State>;
@@ -44,6 +53,9 @@ pub fn app(state: Shared) -> Router {
         .route("/v1/apps/{app}/rollback", post(apps::rollback))
         .route("/v1/apps/{app}/revisions", get(apps::revisions))
         .route("/v1/apps/{app}/rollout/{action}", post(rollout::command))
+        .route("/v1/apps/{app}/recover", post(state::recover))
+        .route("/v1/snapshots/health", get(state::health))
+        .route("/v1/schedules", get(state::schedules))
         .route("/v1/apps/{app}/logs", get(admin::logs))
         .route("/v1/apps/{app}/metrics", get(admin::app_metrics))
         .route("/v1/tokens", get(admin::tokens).post(admin::create_token))

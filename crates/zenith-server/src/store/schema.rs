@@ -85,7 +85,46 @@ CREATE TABLE audit (
 CREATE INDEX audit_by_app ON audit (app, seq);
 ";
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Version 2: what the daemon's snapshot work needs beyond the repository. `snapshot_id` of
+/// `revisions` (from version 1) holds the id of the set of state snapshots taken before the
+/// revision rolled out.
+const V2: &str = "
+CREATE TABLE snapshot_runs (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    time        INTEGER NOT NULL,
+    app         TEXT NOT NULL,
+    type        TEXT NOT NULL,
+    op          TEXT NOT NULL,
+    reason      TEXT NOT NULL DEFAULT '',
+    ok          INTEGER NOT NULL CHECK (ok IN (0, 1)),
+    duration_ms INTEGER NOT NULL,
+    snapshot_id TEXT,
+    bytes       INTEGER,
+    stored      INTEGER,
+    message     TEXT NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX snapshot_runs_by_kind ON snapshot_runs (app, type, op, seq);
+
+CREATE TABLE schedule_state (
+    app              TEXT NOT NULL,
+    name             TEXT NOT NULL,
+    registered_at    INTEGER NOT NULL,
+    last_run_at      INTEGER,
+    last_ok          INTEGER,
+    last_message     TEXT NOT NULL DEFAULT '',
+    last_duration_ms INTEGER,
+    PRIMARY KEY (app, name)
+) STRICT;
+
+-- At most one operation on an app's state at a time; the row lives until it has finished.
+CREATE TABLE state_ops (
+    app        TEXT PRIMARY KEY NOT NULL,
+    json       TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+";
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Applies every step between the database's version and [`SCHEMA_VERSION`].
 pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {

@@ -6,3 +6,4 @@ mod errors;
 mod examples;
 mod rollout;
 mod rollout_errors;
+mod state;

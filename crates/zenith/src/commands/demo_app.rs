@@ -5,6 +5,11 @@
 //! shape its behaviour; `DEMO_ERROR_RATE` (percent of `/` answered 500, spread evenly) and
 //! `DEMO_LATENCY_MS` (added to every `/`) make a bad version for canary demos and tests. On
 //! SIGTERM it stops accepting and finishes what is in flight.
+//!
+//! With `STATE_DIRECTORY` set (zenith sets it to a service's first state directory) it keeps
+//! state there: `POST /write/KEY` stores the body as the file KEY (written aside, synced,
+//! renamed: a write that was answered 200 is on disk whole), `GET /read/KEY` returns it.
+//! `DEMO_REQUIRE_STATE=KEY` makes `/health` fail while the file KEY is missing.
 
 use std::time::Duration;
 
@@ -39,6 +44,8 @@ pub fn run() -> CmdResult {
         })
         .transpose()?
         .map(Duration::from_millis);
+    let state_dir = crate::env::var("STATE_DIRECTORY").map(std::path::PathBuf::from);
+    let require_state = crate::env::var("DEMO_REQUIRE_STATE");
     let served = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -54,6 +61,8 @@ pub fn run() -> CmdResult {
             });
         }
         let hello = format!("hello from {version}\n");
+        let (write_dir, read_dir, health_dir) = (state_dir.clone(), state_dir.clone(), state_dir.clone());
+        let writer = version.clone();
         let failure = format!("{version} failed on purpose\n");
         let app = Router::new()
             .route(
@@ -76,12 +85,42 @@ pub fn run() -> CmdResult {
                 "/health",
                 get(move || async move {
                     let sick = sick_after.is_some_and(|ms| born.elapsed() > Duration::from_millis(ms));
-                    if unhealthy || sick {
+                    let missing = require_state
+                        .as_ref()
+                        .is_some_and(|k| health_dir.as_ref().is_none_or(|d| !d.join(k).exists()));
+                    if unhealthy || sick || missing {
                         (StatusCode::INTERNAL_SERVER_ERROR, "unhealthy\n")
                     } else {
                         (StatusCode::OK, "ok\n")
                     }
                 }),
+            )
+            .route(
+                "/write/{key}",
+                axum::routing::post(
+                    move |axum::extract::Path(key): axum::extract::Path<String>, body: axum::body::Bytes| async move {
+                        let Some(dir) = write_dir else {
+                            return (StatusCode::NOT_FOUND, "no STATE_DIRECTORY\n".to_string());
+                        };
+                        match write_state(&dir, &key, &body) {
+                            Ok(()) => (StatusCode::OK, format!("stored {key} by {writer}\n")),
+                            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("{e}\n")),
+                        }
+                    },
+                ),
+            )
+            .route(
+                "/read/{key}",
+                get(
+                    move |axum::extract::Path(key): axum::extract::Path<String>| async move {
+                        let value =
+                            read_dir.and_then(|d| safe_key(&key).then(|| std::fs::read(d.join(&key)).ok()).flatten());
+                        match value {
+                            Some(v) => (StatusCode::OK, v),
+                            None => (StatusCode::NOT_FOUND, b"no such key\n".to_vec()),
+                        }
+                    },
+                ),
             )
             .route(
                 "/slow",
@@ -107,4 +146,26 @@ pub fn run() -> CmdResult {
         Ok::<_, anyhow::Error>(())
     })?;
     Ok(exit::OK)
+}
+
+/// Keys are file names, nothing more.
+fn safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && !key.starts_with('.')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn write_state(dir: &std::path::Path, key: &str, body: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    if !safe_key(key) {
+        return Err(std::io::Error::other("keys are letters, digits, '-', '_' and '.'"));
+    }
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{key}.tmp"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(body)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(key))
 }

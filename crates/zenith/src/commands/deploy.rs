@@ -54,6 +54,10 @@ pub struct RollbackArgs {
     app: String,
     /// The revision to go back to (default: the newest earlier one that completed).
     revision: Option<u64>,
+    /// Also restore the state snapshots taken before that revision was deployed (the app is
+    /// stopped meanwhile; what is there now is kept as a pre-restore snapshot).
+    #[arg(long)]
+    with_state: bool,
     #[command(flatten)]
     follow: Follow,
 }
@@ -85,8 +89,30 @@ pub fn deploy(args: DeployArgs, daemon: &DaemonArgs, out: Out) -> CmdResult {
 
 pub fn rollback(args: RollbackArgs, daemon: &DaemonArgs, out: Out) -> CmdResult {
     let client = Client::connect(daemon)?;
-    let body = json!({ "revision": args.revision, "dry_run": args.follow.dry_run });
+    let body = json!({
+        "revision": args.revision,
+        "dry_run": args.follow.dry_run,
+        "with_state": args.with_state,
+    });
+    if args.with_state && !args.follow.dry_run && !out.json() {
+        eprintln!(
+            "{}: rollback with state under way: stop, pre-restore snapshot, restore, start…",
+            args.app
+        );
+    }
     let resp: DeployResponse = client.post(&format!("/v1/apps/{}/rollback", args.app), &body)?;
+    if let Some(op) = &resp.state_op {
+        if out.json() {
+            out.print_json(&resp)?;
+        } else {
+            super::recover::print_op(op, resp.dry_run);
+        }
+        return if resp.dry_run {
+            Ok(exit::OK)
+        } else {
+            super::recover::op_result(op, out)
+        };
+    }
     if !args.follow.dry_run {
         out.note("state directories are left as they are: this rollback changes code and config only");
     }
@@ -113,6 +139,20 @@ fn finish(client: &Client, app: &str, resp: DeployResponse, follow: &Follow, out
     }
     if !out.json() {
         print!("{}", resp.plan);
+        if let Some(set) = &resp.state_set {
+            for t in &resp.snapshots {
+                println!(
+                    "state snapshot before deploy: {}/{} {} → {} ({}, {} added, {:.2}s) in set {set}",
+                    app,
+                    t.service,
+                    t.dir.display(),
+                    &t.snapshot[..8],
+                    crate::output::bytes(t.bytes),
+                    crate::output::bytes(t.added),
+                    t.seconds
+                );
+            }
+        }
     }
     if follow.no_wait {
         if out.json() {

@@ -9,6 +9,7 @@ pub mod demo_app;
 pub mod deploy;
 pub mod forget;
 pub mod inspect;
+pub mod recover;
 pub mod repo;
 pub mod restore;
 pub mod rollout;

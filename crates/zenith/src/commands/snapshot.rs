@@ -52,6 +52,9 @@ pub enum SnapshotCommand {
     },
     /// Check the repository's integrity.
     Verify(super::verify::VerifyArgs),
+    /// The daemon's view of snapshot health per app and type: age, size, last integrity check
+    /// and drill against the apps' thresholds (exit 1 on critical).
+    Health,
     /// Restore a snapshot.
     Restore(super::restore::RestoreArgs),
     /// Remove snapshots by id or by retention policy.
@@ -111,6 +114,7 @@ pub fn run(cmd: SnapshotCommand, args: &RepoArgs, out: Out) -> CmdResult {
         SnapshotCommand::Ls { snapshot, path, long } => inspect::ls(&snapshot, path.as_deref(), long, args, out),
         SnapshotCommand::Diff { a, b } => inspect::diff(&a, &b, args, out),
         SnapshotCommand::Verify(a) => verify::run(a, args, out),
+        SnapshotCommand::Health => unreachable!("main sends `snapshot health` to the daemon"),
         SnapshotCommand::Restore(a) => restore::run(a, args, out),
         SnapshotCommand::Forget(a) => forget::forget(a, args, out),
         SnapshotCommand::Prune(a) => forget::prune(a, args, out),

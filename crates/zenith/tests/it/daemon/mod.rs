@@ -6,6 +6,7 @@ mod canary;
 mod deploy;
 mod durability;
 mod force;
+mod state;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -50,6 +51,7 @@ impl Daemon {
             ])
             .arg(self.data())
             .env("RUST_LOG", "info")
+            .env("ZENITH_INSECURE_TEST_KDF", "1")
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()

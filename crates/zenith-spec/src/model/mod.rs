@@ -8,6 +8,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+mod state;
+
+pub use state::*;
+
 /// One app: a named set of services deployed together as one revision.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AppSpec {
@@ -16,6 +20,13 @@ pub struct AppSpec {
     pub revision_history_limit: u32,
     /// In the order the file declares them: started in this order, stopped in reverse.
     pub services: Vec<ServiceSpec>,
+    /// `[schedules.TYPE]` tables, sorted by type.
+    #[serde(default)]
+    pub schedules: Vec<Schedule>,
+    #[serde(default)]
+    pub drill: Option<DrillSchedule>,
+    #[serde(default)]
+    pub health: HealthThresholds,
 }
 
 impl AppSpec {
@@ -60,8 +71,11 @@ pub struct ServiceSpec {
     /// Secret name → file holding its value. Replicas see them as files, never as env values,
     /// and their contents are never logged or stored in revisions.
     pub secrets: BTreeMap<String, PathBuf>,
-    /// Directories holding the service's state (snapshot hooks act on them).
+    /// Directories holding the service's state (snapshot hooks act on them). The first is
+    /// the replica's `STATE_DIRECTORY`.
     pub state_dirs: Vec<PathBuf>,
+    #[serde(default)]
+    pub state: StateHooks,
     /// Public port of the daemon's router for this service; `None` for services that serve no
     /// HTTP (workers).
     pub port: Option<u16>,
