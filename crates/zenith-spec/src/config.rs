@@ -19,7 +19,9 @@ use crate::model::{RestartCondition, RuntimeKind};
 mod state;
 mod update;
 
-pub use state::{DrillConfig, HealthThresholdsConfig, KeepConfig, ScheduleConfig, StateConfig, VerifyConfig};
+pub use state::{
+    DrillConfig, HealthThresholdsConfig, KeepConfig, RetentionConfig, ScheduleConfig, StateConfig, VerifyConfig,
+};
 pub use update::{PauseConfig, SmokeProbeConfig, StepConfig, UpdateConfig};
 
 /// The whole file.

@@ -24,4 +24,4 @@ mod validate;
 
 pub use error::{SpecError, SpecErrors};
 pub use model::*;
-pub use parse::{ParseOptions, load, parse, parse_with};
+pub use parse::{ParseOptions, RETENTION_FILE, load, load_with_retention, parse, parse_with};

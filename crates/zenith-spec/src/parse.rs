@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::config::FileConfig;
+use crate::config::{FileConfig, RetentionConfig};
 use crate::error::{SpecError, SpecErrors};
 use crate::locate::{Locator, position};
 use crate::model::AppSpec;
@@ -50,6 +50,34 @@ pub fn parse(text: &str, origin: &Path) -> Result<AppSpec, SpecErrors> {
 
 /// [`parse`] with explicit [`ParseOptions`].
 pub fn parse_with(text: &str, origin: &Path, options: &ParseOptions) -> Result<AppSpec, SpecErrors> {
+    let (config, locator) = parse_toml::<FileConfig>(text, origin)?;
+    validate::build(&config, origin, &locator, options)
+}
+
+/// `retention.toml` beside a spec: `[schedules.TYPE]`, `[drill]` and `[health]` tables kept
+/// apart from the app's spec (as the seed kept its `retention.yaml`). Its tables join the
+/// spec's; a table both files declare is an error that names both.
+pub const RETENTION_FILE: &str = "retention.toml";
+
+/// [`load`], plus the `retention.toml` beside the spec when there is one.
+pub fn load_with_retention(path: &Path) -> Result<AppSpec, SpecErrors> {
+    let mut spec = load(path)?;
+    let file = path.parent().unwrap_or(Path::new(".")).join(RETENTION_FILE);
+    if !file.exists() {
+        return Ok(spec);
+    }
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| SpecErrors::one(SpecError::file(&file, format!("cannot read {RETENTION_FILE}: {e}"))))?;
+    let (config, locator) = parse_toml::<RetentionConfig>(&text, &file)?;
+    validate::merge_retention(&mut spec, &config, &file, &locator, path)?;
+    Ok(spec)
+}
+
+/// TOML text into `T`, with errors placed at their line and column and named by field.
+fn parse_toml<'a, T: serde::de::DeserializeOwned>(
+    text: &'a str,
+    origin: &Path,
+) -> Result<(T, Locator<'a>), SpecErrors> {
     let locator = Locator::new(text).map_err(|e| {
         let (line, column) = position(text, e.span().map_or(0, |s| s.start));
         SpecErrors::one(SpecError {
@@ -60,17 +88,15 @@ pub fn parse_with(text: &str, origin: &Path, options: &ParseOptions) -> Result<A
             message: format!("invalid TOML: {}", e.message().trim_end()),
         })
     })?;
-    let config: FileConfig = toml::from_str(text).map_err(|e| {
+    let config: T = toml::from_str(text).map_err(|e| {
         let span = e.span().unwrap_or(0..0);
         let (line, column) = locator.position(span.start);
-        // An empty span is serde's way of pointing at the whole document.
         let mut field = if span.is_empty() {
             String::new()
         } else {
             locator.path_at(span.start)
         };
         let message = explain(e.message());
-        // serde names a missing field but reports the span of the table that lacks it.
         if let Some(missing) = backticked(e.message()).filter(|_| e.message().starts_with("missing field")) {
             field = if field.is_empty() {
                 missing
@@ -86,10 +112,9 @@ pub fn parse_with(text: &str, origin: &Path, options: &ParseOptions) -> Result<A
             message,
         })
     })?;
-    validate::build(&config, origin, &locator, options)
+    Ok((config, locator))
 }
 
-/// The first `` `name` `` in a serde message.
 fn backticked(msg: &str) -> Option<String> {
     let start = msg.find('`')? + 1;
     let len = msg[start..].find('`')?;

@@ -42,6 +42,63 @@ pub(crate) fn build(
     Err(SpecErrors(v.errors))
 }
 
+/// Adds the tables of a `retention.toml` (at `origin`) to `spec`, loaded from `spec_file`.
+pub(crate) fn merge_retention(
+    spec: &mut AppSpec,
+    cfg: &crate::config::RetentionConfig,
+    origin: &Path,
+    locator: &Locator<'_>,
+    spec_file: &Path,
+) -> Result<(), SpecErrors> {
+    let mut v = Validator {
+        origin,
+        locator,
+        base: base_dir(spec_file),
+        check_files: false,
+        errors: Vec::new(),
+    };
+    let schedules = v.schedules(&cfg.schedules, &spec.services);
+    for s in &schedules {
+        if spec.schedules.iter().any(|x| x.snapshot_type == s.snapshot_type) {
+            let msg = format!(
+                "the spec {} declares [schedules.{}] too; keep it in one file",
+                spec_file.display(),
+                s.snapshot_type
+            );
+            v.error(&["schedules", s.snapshot_type.as_str()], msg);
+        }
+    }
+    let drill = v.drill(cfg.drill.as_ref());
+    if drill.is_some() && spec.drill.is_some() {
+        let msg = format!(
+            "the spec {} has a [drill] table too; keep it in one file",
+            spec_file.display()
+        );
+        v.error(&["drill"], msg);
+    }
+    if cfg.health.is_some() && spec.health != crate::model::HealthThresholds::default() {
+        let msg = format!(
+            "the spec {} has a [health] table too; keep it in one file",
+            spec_file.display()
+        );
+        v.error(&["health"], msg);
+    }
+    let health = cfg.health.as_ref().map(|h| v.health_thresholds(Some(h)));
+    if !v.errors.is_empty() {
+        v.errors.sort_by_key(|e| (e.line, e.column));
+        return Err(SpecErrors(v.errors));
+    }
+    spec.schedules.extend(schedules);
+    spec.schedules.sort_by(|a, b| a.snapshot_type.cmp(&b.snapshot_type));
+    if drill.is_some() {
+        spec.drill = drill;
+    }
+    if let Some(h) = health {
+        spec.health = h;
+    }
+    Ok(())
+}
+
 /// `[a-z0-9][a-z0-9-]{0,62}`: safe in paths, container names, DNS labels and URLs.
 pub(crate) fn is_name(s: &str) -> bool {
     let b = s.as_bytes();

@@ -6,6 +6,18 @@ use serde::{Deserialize, Serialize};
 use super::HumanDuration;
 use crate::model::RestoreOnStart;
 
+/// `retention.toml`: the state tables of an app, kept beside its spec.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub schedules: std::collections::BTreeMap<String, ScheduleConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drill: Option<DrillConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthThresholdsConfig>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateConfig {

@@ -154,3 +154,42 @@ fn bad_state_tables_are_named_with_their_fields() {
         errors("[app]\nname = \"shop\"\n[services.web]\ncommand = \"./web\"\n[schedules.data]\ncron = \"@daily\"\n");
     assert!(e.contains("nothing to snapshot"), "{e}");
 }
+
+#[test]
+fn a_retention_file_beside_the_spec_adds_its_tables() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec_file = dir.path().join("zenith.toml");
+    std::fs::write(&spec_file, format!("{HEAD}[schedules.config]\ncron = \"@weekly\"\n")).unwrap();
+    std::fs::write(
+        dir.path().join("retention.toml"),
+        "[schedules.data]\ncron = \"0 2 * * *\"\nkeep = { daily = 7, weekly = 4 }\n\n[health]\nage_warning = \"6h\"\n",
+    )
+    .unwrap();
+    let spec = zenith_spec::load_with_retention(&spec_file).unwrap();
+    let kinds: Vec<&str> = spec.schedules.iter().map(|s| s.snapshot_type.as_str()).collect();
+    assert_eq!(kinds, ["config", "data"]);
+    assert_eq!(spec.schedules[1].keep.daily, Some(7));
+    assert_eq!(spec.health.age_warning, Duration::from_secs(6 * 3600));
+    // Without the file, the spec alone.
+    assert_eq!(zenith_spec::load(&spec_file).unwrap().schedules.len(), 1);
+
+    // A table in both files, and a bad value, are named with the retention file's lines.
+    std::fs::write(
+        dir.path().join("retention.toml"),
+        "[schedules.config]\ncron = \"@daily\"\n\n[schedules.data]\ncron = \"0 2 * * *\"\nkeep = { weekly = \"four\" }\n",
+    )
+    .unwrap();
+    let e = zenith_spec::load_with_retention(&spec_file).unwrap_err().to_string();
+    assert!(e.contains("retention.toml:6"), "{e}");
+    std::fs::write(
+        dir.path().join("retention.toml"),
+        "[schedules.config]\ncron = \"@daily\"\n\n[schedules.data]\ncron = \"61 2 * * *\"\n",
+    )
+    .unwrap();
+    let e = zenith_spec::load_with_retention(&spec_file).unwrap_err().to_string();
+    assert!(
+        e.contains("retention.toml:1") && e.contains("declares [schedules.config] too"),
+        "{e}"
+    );
+    assert!(e.contains("retention.toml:5") && e.contains("minute: 61"), "{e}");
+}

@@ -63,7 +63,7 @@ pub struct RollbackArgs {
 }
 
 pub fn deploy(args: DeployArgs, daemon: &DaemonArgs, out: Out) -> CmdResult {
-    let mut spec = zenith_spec::load(&args.file).map_err(|e| Failure {
+    let mut spec = zenith_spec::load_with_retention(&args.file).map_err(|e| Failure {
         code: exit::USAGE,
         error: anyhow!("{e}"),
     })?;

@@ -43,7 +43,7 @@ pub fn run(cmd: SpecCommand, out: Out) -> CmdResult {
 }
 
 fn check(file: &Path, out: Out) -> CmdResult {
-    match zenith_spec::load(file) {
+    match zenith_spec::load_with_retention(file) {
         Ok(spec) => {
             if out.json() {
                 out.print_json(&json!({
