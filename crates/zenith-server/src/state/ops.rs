@@ -218,8 +218,6 @@ pub async fn drive(s: Shared, mut op: StateOp, handle: AppHandle) -> StateOp {
                 (e, OpPhase::Done)
             }
             Err(e) => {
-                // Nothing was restored yet, or a restore failed: retrying is safe, but
-                // not in a tight loop; the caller sees the error in the report.
                 op.error = Some(e.clone());
                 op.steps.push(step(name, started, &e));
                 save(&s, &op);
@@ -229,8 +227,22 @@ pub async fn drive(s: Shared, mut op: StateOp, handle: AppHandle) -> StateOp {
                     op.phase = OpPhase::Done;
                     break;
                 }
-                tokio::time::sleep(Duration::from_secs(2)).await;
-                continue;
+                let failures = op.steps.iter().filter(|x| x.name == "restore").count();
+                if failures < RESTORE_ATTEMPTS {
+                    // A lock held by a prune, a full disk freed meanwhile: worth another try.
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    continue;
+                }
+                // The snapshot cannot be restored (damaged, say): put back what was there,
+                // from the pre-restore snapshots, and let the app run on it.
+                let t = Instant::now();
+                let undo = put_back(&snapshots, &op).await;
+                op.steps.push(step("put back the state from before", t, &undo));
+                op.error = Some(format!("{e}; {undo}"));
+                let _ = handle.resume().await;
+                op.phase = OpPhase::Done;
+                save(&s, &op);
+                break;
             }
         };
         op.steps.push(step(name, started, &detail));
@@ -241,6 +253,41 @@ pub async fn drive(s: Shared, mut op: StateOp, handle: AppHandle) -> StateOp {
         tracing::error!(app = %op.app, error = %e, "could not end the state operation");
     }
     op
+}
+
+/// Restores that fail this often end the operation (see [`put_back`]).
+const RESTORE_ATTEMPTS: usize = 3;
+
+/// Restores the pre-restore snapshot of every directory of the operation: a restore that
+/// found damaged files still swaps in what it could, so any directory may have changed.
+async fn put_back(snapshots: &Arc<Snapshots>, op: &StateOp) -> String {
+    let (sn, o) = (snapshots.clone(), op.clone());
+    let result = tokio::task::spawn_blocking(move || {
+        let repo = sn.repo()?;
+        let mut n = 0;
+        for dir in o.restores.iter().map(|r| &r.dir) {
+            let Some((_, id)) = o.backups.iter().find(|(d, _)| d == dir) else {
+                continue;
+            };
+            let id: zenith_snapshot::Id = id.parse().map_err(|e| format!("{e}"))?;
+            let snap = repo.load_snapshot(&id).map_err(|e| e.to_string())?;
+            sn.restore_dir(&o.app, &snap, dir, false, "put-back")?;
+            n += 1;
+        }
+        Ok::<_, String>(n)
+    })
+    .await;
+    match result {
+        Ok(Ok(n)) => format!("the state from before is back in place ({n} directories put back)"),
+        Ok(Err(e)) => format!(
+            "putting the state from before back failed too: {e}; it is in pre-restore set {}",
+            op.id
+        ),
+        Err(e) => format!(
+            "putting the state from before back failed: {e}; it is in pre-restore set {}",
+            op.id
+        ),
+    }
 }
 
 fn next_phase(p: OpPhase) -> OpPhase {

@@ -467,3 +467,50 @@ fn recover_restores_a_chosen_set_and_refuses_what_is_not_the_apps_state() {
     let out = d.run(&["recover", "crm", "--snapshot", "nonesuch"]);
     assert_ne!(out.status.code(), Some(0));
 }
+
+#[test]
+fn a_snapshot_that_cannot_be_restored_leaves_the_state_from_before_in_place() {
+    let d = Daemon::start();
+    let port = free_port();
+    let hooks = "snapshot_before_deploy = true";
+    let spec = d.spec("zenith.toml", &stateful("ledger", port, "v1", hooks, ""));
+    deploy(&d, &spec);
+    std::fs::create_dir_all(d.path("state")).unwrap();
+    let unique: Vec<u8> = (0..300_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(d.path("state/a"), &unique).unwrap();
+    std::fs::write(&spec, stateful("ledger", port, "v2", hooks, "")).unwrap();
+    deploy(&d, &spec); // r2 records a set holding `a`
+    let packs_of_r2: Vec<_> = walk(&d.data().join("snapshots/data"));
+    std::fs::remove_file(d.path("state/a")).unwrap();
+    std::fs::write(d.path("state/b"), "newer data").unwrap();
+    let before = tree(&d.path("state"));
+    // Damage every pack written up to r2: its state cannot come back.
+    for p in &packs_of_r2 {
+        let mut bytes = std::fs::read(p).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0x20;
+        std::fs::write(p, bytes).unwrap();
+    }
+    let out = d.run(&["rollback", "ledger", "2", "--with-state"]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("the state from before is back in place"), "{err}");
+    assert_eq!(tree(&d.path("state")), before);
+    wait_for(Duration::from_secs(30), "the app to serve again", || {
+        matches!(get(port, "/read/b"), Ok((200, _)))
+    });
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
