@@ -64,6 +64,16 @@ impl Drop for Replica {
     }
 }
 
+/// Tells a replica where its state lives: `STATE_DIRECTORY` (the first of `dirs`, the seed's
+/// variable) and `ZENITH_STATE_DIRS` (all of them, `:`-separated).
+pub fn state_env(env: &mut BTreeMap<String, String>, dirs: &[std::path::PathBuf]) {
+    if let Some(first) = dirs.first() {
+        env.insert("STATE_DIRECTORY".into(), first.display().to_string());
+        let all: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
+        env.insert("ZENITH_STATE_DIRS".into(), all.join(":"));
+    }
+}
+
 /// A free port on loopback for a new replica. The kernel hands out ephemeral ports in turn,
 /// so the port is not reused by the time the replica binds it in all but contrived cases.
 pub(super) fn free_port() -> std::io::Result<u16> {
@@ -105,11 +115,7 @@ impl Controller {
         env.insert("ZENITH_SERVICE".into(), svc.name.clone());
         env.insert("ZENITH_REVISION".into(), revision.to_string());
         env.insert("ZENITH_DAEMON_ID".into(), self.env.daemon_marker.clone());
-        if let Some(first) = svc.state_dirs.first() {
-            env.insert("STATE_DIRECTORY".into(), first.display().to_string());
-            let all: Vec<String> = svc.state_dirs.iter().map(|d| d.display().to_string()).collect();
-            env.insert("ZENITH_STATE_DIRS".into(), all.join(":"));
-        }
+        state_env(&mut env, &svc.state_dirs);
         ReplicaSpec {
             id: id.to_string(),
             command: svc.command.clone(),

@@ -98,9 +98,8 @@ pub async fn recover(
         let services = match req.mode {
             RecoverMode::Full => Vec::new(),
             RecoverMode::StateOnly => {
-                let mut v: Vec<String> = restores.iter().map(|r| r.service.clone()).collect();
-                v.dedup();
-                v
+                let v: std::collections::BTreeSet<String> = restores.iter().map(|r| r.service.clone()).collect();
+                v.into_iter().collect()
             }
         };
         let op = StateOp::new(

@@ -221,11 +221,7 @@ fn scratch_replica(
     env.insert("ZENITH_SERVICE".into(), svc.name.clone());
     env.insert("ZENITH_DRILL".into(), "1".into());
     env.insert("ZENITH_DAEMON_ID".into(), s.env.daemon_marker.clone());
-    if let Some(first) = dirs.first() {
-        env.insert("STATE_DIRECTORY".into(), first.display().to_string());
-        let all: Vec<String> = dirs.iter().map(|d| d.display().to_string()).collect();
-        env.insert("ZENITH_STATE_DIRS".into(), all.join(":"));
-    }
+    zenith_rollout::controller::state_env(&mut env, &dirs);
     let id = format!("{}-{}-drill-{}", spec.name, svc.name, &super::new_set_id("", "")[2..]);
     let rspec = ReplicaSpec {
         id,

@@ -3,7 +3,7 @@
 //! restore drill found, judged against the app's `[health]` thresholds. A pure function of
 //! the snapshots, the recorded runs and `now`; the daemon serves it on the API and `/metrics`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -244,11 +244,10 @@ pub fn assess(apps: &[AppSpec], snaps: &[Snapshot], runs: &[SnapshotRun], now: T
 
 /// The restore part of the newest drill (recorded as a restore run with reason `drill`).
 fn restore_of_drill(runs: &[&SnapshotRun]) -> Option<f64> {
-    let mut by_time: BTreeMap<Timestamp, f64> = BTreeMap::new();
-    for r in runs.iter().filter(|r| r.op == "restore" && r.reason == "drill") {
-        by_time.insert(r.time, r.duration_ms as f64 / 1000.0);
-    }
-    by_time.into_values().next_back()
+    runs.iter()
+        .filter(|r| r.op == "restore" && r.reason == "drill")
+        .max_by_key(|r| r.time)
+        .map(|r| r.duration_ms as f64 / 1000.0)
 }
 
 fn human(d: std::time::Duration) -> String {

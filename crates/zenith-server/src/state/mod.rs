@@ -295,16 +295,15 @@ impl Snapshots {
         result
     }
 
-    /// The newest snapshot of directory `dir` of `app`'s `service` that is a real state
+    /// The newest of `snaps` of directory `dir` of `app`'s `service` that is a real state
     /// snapshot (not a pre-restore safety copy).
-    pub fn latest_of_dir(&self, app: &str, service: &str, dir: &Path) -> Result<Option<Snapshot>, String> {
+    fn latest_of_dir<'a>(snaps: &'a [Snapshot], app: &str, service: &str, dir: &Path) -> Option<&'a Snapshot> {
         let (a, s) = (tag("app", app), tag("service", service));
         let path = dir.to_string_lossy();
-        Ok(self
-            .all()?
-            .into_iter()
+        snaps
+            .iter()
             .filter(|x| x.has_tag(&a) && x.has_tag(&s) && !x.has_tag(PRE_RESTORE) && x.paths == [path.as_ref()])
-            .max_by_key(|x| x.time))
+            .max_by_key(|x| x.time)
     }
 
     pub fn record(&self, run: &SnapshotRun) {
@@ -338,16 +337,21 @@ impl zenith_rollout::StateHooks for Snapshots {
     }
 
     fn restore_on_start(&self, app: &str, service: &ServiceSpec) -> Result<Option<String>, String> {
+        let empty: Vec<&PathBuf> = service
+            .state_dirs
+            .iter()
+            .filter(|d| std::fs::read_dir(d).map(|mut e| e.next().is_none()).unwrap_or(true))
+            .collect();
+        if empty.is_empty() {
+            return Ok(None);
+        }
+        let snaps = self.all()?;
         let mut done = Vec::new();
-        for dir in &service.state_dirs {
-            let empty = std::fs::read_dir(dir).map(|mut d| d.next().is_none()).unwrap_or(true);
-            if !empty {
-                continue;
-            }
-            let Some(snap) = self.latest_of_dir(app, &service.name, dir)? else {
+        for dir in empty {
+            let Some(snap) = Self::latest_of_dir(&snaps, app, &service.name, dir) else {
                 continue;
             };
-            self.restore_dir(app, &snap, dir, false, "restore-on-start")?;
+            self.restore_dir(app, snap, dir, false, "restore-on-start")?;
             done.push(format!("{} from snapshot {}", dir.display(), snap.id.short()));
         }
         Ok((!done.is_empty()).then(|| done.join(", ")))

@@ -476,19 +476,9 @@ async fn check(s: &Shared, op: &StateOp, handle: &AppHandle) -> Result<String, S
     }
 }
 
+/// Sizes as the CLI prints them (`1.0 GiB`).
 pub fn human_bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
+    bytesize::ByteSize::b(n).display().iec().to_string()
 }
 
 /// The snapshots of `app` that make up set `query`: a set id, a snapshot id (its whole set), or

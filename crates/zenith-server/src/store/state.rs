@@ -111,6 +111,18 @@ impl Store {
 
     /// The schedule's row, created (registered now) when the daemon sees it the first time.
     pub fn schedule(&self, app: &str, name: &str, now: Timestamp) -> Result<ScheduleRow, StoreError> {
+        // Read first: the scheduler asks every few seconds, and a write would sync each time.
+        let known = self.read("read a schedule", |c| {
+            c.query_row(
+                &format!("SELECT {SCHEDULE_COLUMNS} FROM schedule_state WHERE app = ?1 AND name = ?2"),
+                params![app, name],
+                schedule_row,
+            )
+            .optional()
+        })?;
+        if let Some(row) = known {
+            return Ok(row);
+        }
         self.write("register a schedule", |tx| {
             tx.execute(
                 "INSERT OR IGNORE INTO schedule_state (app, name, registered_at) VALUES (?1, ?2, ?3)",
@@ -156,10 +168,16 @@ impl Store {
     /// Schedules the app no longer declares are dropped, so one declared again later starts
     /// fresh instead of running at once for the times it was absent.
     pub fn retain_schedules(&self, app: &str, names: &[String]) -> Result<(), StoreError> {
+        let have: Vec<String> = self.read("read the schedules", |c| {
+            let mut stmt = c.prepare("SELECT name FROM schedule_state WHERE app = ?1")?;
+            stmt.query_map([app], |r| r.get(0))?.collect()
+        })?;
+        let gone: Vec<&String> = have.iter().filter(|n| !names.contains(n)).collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
         self.write("drop old schedules", |tx| {
-            let mut stmt = tx.prepare("SELECT name FROM schedule_state WHERE app = ?1")?;
-            let have: Vec<String> = stmt.query_map([app], |r| r.get(0))?.collect::<Result<_, _>>()?;
-            for n in have.iter().filter(|n| !names.contains(n)) {
+            for n in gone {
                 tx.execute(
                     "DELETE FROM schedule_state WHERE app = ?1 AND name = ?2",
                     params![app, n],
