@@ -245,6 +245,7 @@ mod tests {
             state_dirs: Vec::new(),
             state: Default::default(),
             port: None,
+            container: Default::default(),
             health: None,
             restart: RestartPolicy {
                 condition: RestartCondition::Any,

@@ -3,11 +3,13 @@
 //! too. It knows nothing of traffic or revisions: callers hand it a [`ReplicaSpec`] and get
 //! exits back on a channel.
 
+pub mod docker;
 mod error;
 pub mod health;
 pub mod logs;
 mod process;
 pub mod restart;
+mod runtimes;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -19,11 +21,13 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 
+pub use docker::DockerRuntime;
 pub use error::RuntimeError;
 pub use health::{HealthState, HealthTracker, probe};
 pub use logs::{LogFollower, read_log_tail, rotate_log};
 pub use process::{INHERITED_ENV, ProcessRuntime, REPLICA_ID_ENV, SECRETS_DIR_ENV};
 pub use restart::{RestartDecision, RestartTracker};
+pub use runtimes::Runtimes;
 
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -41,6 +45,20 @@ pub struct ReplicaSpec {
     pub secrets: BTreeMap<String, PathBuf>,
     /// Where the replica's own files live (logs, secrets): `<dir>/<id>/…`.
     pub run_dir: PathBuf,
+    /// `Some` for a container of the Docker runtime; `None` for a local process.
+    pub container: Option<ContainerSpec>,
+}
+
+/// What makes a replica a container: its image, the Docker-only settings of its service, and
+/// the labels that mark it as zenith's.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    pub image: String,
+    /// The host port (on 127.0.0.1) published to the container's port; `None` for a worker.
+    pub host_port: Option<u16>,
+    pub settings: zenith_spec::model::ContainerSettings,
+    /// Extra labels (app, service, revision); the runtime adds its own.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// What the caller persists so that a restarted daemon can find the replica again.
@@ -51,6 +69,9 @@ pub struct ReplicaRecord {
     /// Process start time (clock ticks since boot, from /proc/PID/stat) to tell a reused pid.
     pub start_time: u64,
     pub log_path: PathBuf,
+    /// The container's id, for a replica of the Docker runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +140,13 @@ pub trait Runtime: Send + Sync + 'static {
     /// `None` when the runtime cannot tell or the replica is gone.
     fn cpu_time(&self, _record: &ReplicaRecord) -> Option<Duration> {
         None
+    }
+
+    /// The health the runtime itself reports (a container image's HEALTHCHECK); `Err` with
+    /// the reason while it is not healthy, or when the runtime has no such notion.
+    fn reported_health<'a>(&'a self, spec: &'a ReplicaSpec) -> BoxFuture<'a, Result<(), String>> {
+        let _ = spec;
+        Box::pin(async { Err(format!("the {} runtime reports no health of its own", self.name())) })
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use zenith_rollout::{Env, Start};
-use zenith_runtime::{ProcessRuntime, Runtime};
+use zenith_runtime::{Runtime, Runtimes};
 use zenith_spec::AppSpec;
 
 use crate::api::{self, State};
@@ -77,8 +77,16 @@ pub async fn serve(config: ServeConfig) -> Result<(), ServeError> {
 
     let known: Vec<String> = store.replicas()?.into_iter().map(|r| r.id).collect();
     crate::orphans::sweep(&marker, &known);
-
-    let runtime: Arc<dyn Runtime> = Arc::new(ProcessRuntime::new());
+    let runtimes = Runtimes::new();
+    // Only containers labelled with this daemon's marker are looked at.
+    if std::env::var_os("DOCKER_HOST").is_some() || std::path::Path::new("/var/run/docker.sock").exists() {
+        match runtimes.docker.sweep_orphans(&marker, &known).await {
+            Ok(0) => {}
+            Ok(n) => tracing::warn!(removed = n, "removed containers that no replica record names"),
+            Err(e) => tracing::warn!(error = %e, "cannot look for orphaned containers"),
+        }
+    }
+    let runtime: Arc<dyn Runtime> = Arc::new(runtimes);
     let snapshots = Arc::new(crate::state::Snapshots::new(config.snapshots.clone(), store.clone()));
     // Operations on state that a killed daemon left unfinished: their services stay stopped
     // until the operation has been carried to its end.

@@ -73,6 +73,12 @@ pub struct ServiceConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<StateConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourcesConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_stop: Option<CommandLine>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stop_grace: Option<HumanDuration>,
@@ -90,6 +96,17 @@ pub struct ServiceConfig {
     pub update: Option<UpdateConfig>,
 }
 
+/// `[services.NAME.resources]` (Docker only).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourcesConfig {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    /// A size: "512MiB", "1GB" or a number of bytes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HealthConfig {
@@ -99,6 +116,9 @@ pub struct HealthConfig {
     pub tcp: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<CommandLine>,
+    /// Docker only: trust the image's HEALTHCHECK.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<HumanDuration>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

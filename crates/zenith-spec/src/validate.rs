@@ -4,6 +4,7 @@
 //! Per-service sections live in `validate/`: health and restart, update strategies, analysis.
 
 mod analysis;
+mod container;
 mod sections;
 mod state;
 mod update;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use crate::config::{CommandLine, FileConfig, HumanDuration, ServiceConfig};
 use crate::error::{SpecError, SpecErrors};
 use crate::locate::Locator;
-use crate::model::{AppSpec, RuntimeKind, ServiceSpec};
+use crate::model::{AppSpec, Probe, RuntimeKind, ServiceSpec};
 use crate::parse::ParseOptions;
 
 /// Variables the runtime sets for every replica; a spec that set them would be overridden.
@@ -260,7 +261,20 @@ impl Validator<'_> {
                 "is set by zenith to the first of state_dirs (a restore drill points it elsewhere); remove it",
             );
         }
+        let health = s.health.as_ref().map(|h| self.health(name, h));
+        if runtime != RuntimeKind::Docker && health.as_ref().is_some_and(|h| h.probe == Probe::Image) {
+            self.error(
+                &["services", name, "health", "image"],
+                "only a container has an image HEALTHCHECK; use http, tcp or exec for a process",
+            );
+        }
+        let container = self.container(name, s, runtime);
+        let state_dirs = self.state_dirs(name, &s.state_dirs);
+        if runtime == RuntimeKind::Docker {
+            self.state_dirs_mounted(name, &state_dirs, &container);
+        }
         ServiceSpec {
+            container,
             name: name.to_string(),
             runtime,
             image: s.image.clone(),
@@ -275,10 +289,10 @@ impl Validator<'_> {
             ),
             env: self.env(name, &s.env),
             secrets: self.secrets(name, &s.secrets),
-            state_dirs: self.state_dirs(name, &s.state_dirs),
+            state_dirs,
             state: self.state_hooks(name, s.state.as_ref(), !s.state_dirs.is_empty()),
             port,
-            health: s.health.as_ref().map(|h| self.health(name, h)),
+            health,
             restart: self.restart(name, s.restart.as_ref()),
             update: self.update(name, s.update.as_ref(), s.port.is_some()),
             pre_stop: s

@@ -27,7 +27,7 @@ use crate::progressive::UserCommand;
 use crate::status::{AppStatus, Phase, RolloutStatus};
 pub use progress::RolloutRecord;
 use replica::Replica;
-pub use replica::{effective_check, state_env};
+pub use replica::{container_spec, effective_check, state_env};
 
 /// Where the controller writes what must outlive the daemon. Implementations log their own
 /// failures: the controller cannot do better than carry on.

@@ -123,6 +123,7 @@ impl Controller {
             env,
             secrets: svc.secrets.clone(),
             run_dir: self.env.run_dir.clone(),
+            container: container_spec(&spec.name, svc, revision, port),
         }
     }
 
@@ -326,4 +327,22 @@ async fn snapshot_on_stop(hooks: Arc<dyn super::StateHooks>, app: String, revisi
     };
     tracing::warn!(app = %app, replica = %id, error = %error, "on-stop snapshot failed");
     hooks.hook_failed(&app, &name, "on-stop", &error);
+}
+
+/// The container part of a replica's spec, for a service of the Docker runtime.
+pub fn container_spec(app: &str, svc: &ServiceSpec, revision: u64, port: u16) -> Option<zenith_runtime::ContainerSpec> {
+    if svc.runtime != zenith_spec::model::RuntimeKind::Docker {
+        return None;
+    }
+    let labels = [
+        ("zenith.app", app.to_string()),
+        ("zenith.service", svc.name.clone()),
+        ("zenith.revision", revision.to_string()),
+    ];
+    Some(zenith_runtime::ContainerSpec {
+        image: svc.image.clone().unwrap_or_default(),
+        host_port: Some(port),
+        settings: svc.container.clone(),
+        labels: labels.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+    })
 }

@@ -47,6 +47,7 @@ pub async fn probe(check: &HealthCheck, port: u16, runtime: &dyn Runtime, spec: 
             }
             Err(e) => Err(e.to_string()),
         },
+        Probe::Image => runtime.reported_health(spec).await,
     }
 }
 

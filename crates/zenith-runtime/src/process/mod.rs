@@ -6,8 +6,8 @@
 //! container's processes when its first process exits).
 
 mod exec;
-mod launch;
-mod procfs;
+pub(crate) mod launch;
+pub(crate) mod procfs;
 mod watch;
 
 use std::collections::HashMap;

@@ -100,6 +100,7 @@ pub(super) fn watch_child(
         pid,
         start_time: stat.start_time,
         log_path: launch::log_path(spec),
+        container: None,
     };
     let tracked = Tracked {
         pid,

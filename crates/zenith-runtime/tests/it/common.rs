@@ -39,6 +39,7 @@ impl Fixture {
             env: BTreeMap::new(),
             secrets: BTreeMap::new(),
             run_dir: self.dir.path().join("run"),
+            container: None,
         }
     }
 }

@@ -343,11 +343,17 @@ pub(crate) async fn roll_out(
             spec.name
         )));
     }
-    if let Some(svc) = spec.services.iter().find(|s| s.runtime == RuntimeKind::Docker) {
-        return Err(ApiError::BadRequest(format!(
-            "service {}: the docker runtime is not available in this version of zenith; use runtime = \"process\"",
-            svc.name
-        )));
+    // Images are made ready before anything changes: a missing image fails the deploy here,
+    // with the engine's words, rather than as replicas that never start.
+    for svc in spec
+        .services
+        .iter()
+        .filter(|s| s.runtime == RuntimeKind::Docker && !dry_run)
+    {
+        let image = svc.image.as_deref().unwrap_or_default();
+        zenith_runtime::docker::prepare_image(image)
+            .await
+            .map_err(|e| ApiError::BadRequest(format!("service {}: {e}", svc.name)))?;
     }
     let mut apps = s.apps.lock().await;
     check_ports(s, app, &spec).await?;

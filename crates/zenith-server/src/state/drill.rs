@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use zenith_runtime::ReplicaSpec;
-use zenith_spec::{AppSpec, ServiceSpec, UpdateStrategy};
+use zenith_spec::{AppSpec, ServiceSpec, UpdateStrategy, VolumeSource};
 
 use super::ops::{DirRestore, Step, find_set, human_bytes, plan_restores};
 use crate::api::Shared;
@@ -230,8 +230,31 @@ fn scratch_replica(
         env,
         secrets: svc.secrets.clone(),
         run_dir: scratch.join("run"),
+        container: drill_container(spec, svc, port, &dirs),
     };
     Ok((rspec, port))
+}
+
+/// A container replica's mounts for a drill: each state directory's bind mount takes its
+/// scratch copy; named volumes are left out, so the drill never writes into live data.
+fn drill_container(
+    spec: &AppSpec,
+    svc: &ServiceSpec,
+    port: u16,
+    dirs: &[PathBuf],
+) -> Option<zenith_runtime::ContainerSpec> {
+    let mut c = zenith_rollout::controller::container_spec(&spec.name, svc, 0, port)?;
+    c.labels.insert("zenith.drill".into(), "1".into());
+    c.settings.volumes.retain_mut(|v| match &v.source {
+        VolumeSource::Bind(host) => {
+            if let Some(i) = svc.state_dirs.iter().position(|d| d == host) {
+                v.source = VolumeSource::Bind(dirs[i].clone());
+            }
+            true
+        }
+        VolumeSource::Volume(_) => false,
+    });
+    Some(c)
 }
 
 /// Health check (the service's own, or a TCP connect for a service with a port) until it

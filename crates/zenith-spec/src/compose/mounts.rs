@@ -15,6 +15,7 @@ pub(super) fn published_port(
     at: &[&str],
     value: &Value,
     taken: &mut BTreeMap<u16, String>,
+    container_port: &mut Option<i64>,
 ) -> Option<i64> {
     let Some(items) = value.as_sequence() else {
         cx.warn(at, "not converted: expected a list of ports");
@@ -74,10 +75,7 @@ pub(super) fn published_port(
             continue;
         }
         if target != published {
-            cx.warn(
-                at,
-                format!("published port {port} converted; container port {target} is not recorded: zenith gives each replica its port in $PORT"),
-            );
+            *container_port = target.parse::<i64>().ok();
         }
         taken.insert(port, at[1].to_string());
         chosen = Some(i64::from(port));
@@ -171,14 +169,18 @@ pub(super) fn secrets(cx: &mut Ctx<'_>, at: &[&str], value: &Value) -> BTreeMap<
 
 /// Bind mounts become state directories (zenith snapshots them); named volumes, tmpfs and
 /// anonymous volumes have no zenith form.
-pub(super) fn volumes(cx: &mut Ctx<'_>, at: &[&str], value: &Value) -> Vec<String> {
+/// Mounts become `volumes` entries; a writable bind mount is also a state directory (zenith
+/// snapshots it). Returns (state_dirs, volumes).
+pub(super) fn volumes(cx: &mut Ctx<'_>, at: &[&str], value: &Value) -> (Vec<String>, Vec<String>) {
     let mut dirs = Vec::new();
+    let mut mounts = Vec::new();
     for item in value.as_sequence().into_iter().flatten() {
-        let (kind, source, target) = match item {
+        let (kind, source, target, read_only) = match item {
             Value::Mapping(m) => (
                 m.get("type").and_then(scalar).unwrap_or_else(|| "volume".into()),
                 m.get("source").and_then(scalar).unwrap_or_default(),
                 m.get("target").and_then(scalar).unwrap_or_default(),
+                m.get("read_only").and_then(Value::as_bool).unwrap_or(false),
             ),
             other => {
                 let text = scalar(other).unwrap_or_default();
@@ -188,33 +190,35 @@ pub(super) fn volumes(cx: &mut Ctx<'_>, at: &[&str], value: &Value) -> Vec<Strin
                     Some(target) => {
                         let bind = first.starts_with(['.', '/', '~']);
                         let kind = if bind { "bind" } else { "volume" };
-                        (kind.to_string(), first, target.to_string())
+                        let ro = parts.next().is_some_and(|o| o.split(',').any(|o| o == "ro"));
+                        (kind.to_string(), first, target.to_string(), ro)
                     }
-                    None => ("volume".to_string(), String::new(), first),
+                    None => ("volume".to_string(), String::new(), first, false),
                 }
             }
         };
+        let suffix = if read_only { ":ro" } else { "" };
         match kind.as_str() {
             "bind" if source.starts_with('~') => cx.warn(
                 at,
                 format!("bind mount {source} not converted: zenith does not expand ~; write the full path"),
             ),
             "bind" if !source.is_empty() => {
-                cx.warn(
-                    at,
-                    format!("bind mount {source}:{target} became state_dirs entry {source} (zenith snapshots it); the container path {target} is not recorded"),
-                );
-                dirs.push(source);
+                if !read_only {
+                    cx.warn(
+                        at,
+                        format!("writable bind mount {source} also became a state_dirs entry: zenith snapshots it"),
+                    );
+                    dirs.push(source.clone());
+                }
+                mounts.push(format!("{source}:{target}{suffix}"));
             }
-            "volume" if !source.is_empty() => cx.warn(
-                at,
-                format!("named volume {source} not converted: zenith keeps state in host directories (state_dirs)"),
-            ),
+            "volume" if !source.is_empty() => mounts.push(format!("{source}:{target}{suffix}")),
             _ => cx.warn(
                 at,
                 format!("{kind} mount at {target} not converted: zenith has no equivalent"),
             ),
         }
     }
-    dirs
+    (dirs, mounts)
 }

@@ -47,8 +47,7 @@ impl AppSpec {
 pub enum RuntimeKind {
     /// A local process supervised by the daemon (the embedded default).
     Process,
-    /// A Docker container from [`ServiceSpec::image`]. The spec accepts it so that compose
-    /// files convert; the daemon refuses it until the Docker runtime exists.
+    /// A container of the local Docker engine, from [`ServiceSpec::image`].
     Docker,
 }
 
@@ -79,6 +78,9 @@ pub struct ServiceSpec {
     /// Public port of the daemon's router for this service; `None` for services that serve no
     /// HTTP (workers).
     pub port: Option<u16>,
+    /// Docker only: what the container's files and limits are made of.
+    #[serde(default, skip_serializing_if = "ContainerSettings::is_empty")]
+    pub container: ContainerSettings,
     pub health: Option<HealthCheck>,
     pub restart: RestartPolicy,
     pub update: UpdateStrategy,
@@ -110,6 +112,49 @@ pub enum Probe {
     Tcp,
     /// A command run in the replica's environment; exit 0 is healthy.
     Exec { command: Vec<String> },
+    /// Docker only: the image's own HEALTHCHECK, as the engine reports it.
+    Image,
+}
+
+/// The Docker-only settings of a service.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ContainerSettings {
+    /// The port the program listens on inside the container; the replica's host port (on
+    /// 127.0.0.1, where the router reaches it) is published to it. `None`: the same number as
+    /// the host port, which the replica reads from `PORT`.
+    #[serde(default)]
+    pub port: Option<u16>,
+    #[serde(default)]
+    pub volumes: Vec<VolumeMount>,
+    /// CPU limit in billionths of a CPU (`cpus = 1.5` is 1_500_000_000).
+    #[serde(default)]
+    pub nano_cpus: Option<u64>,
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory: Option<u64>,
+}
+
+impl ContainerSettings {
+    pub fn is_empty(&self) -> bool {
+        *self == ContainerSettings::default()
+    }
+}
+
+/// One mount of a container: a named volume (created by the engine when missing) or a host
+/// directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VolumeMount {
+    pub source: VolumeSource,
+    /// Absolute path inside the container.
+    pub target: String,
+    pub read_only: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "kind", content = "name")]
+pub enum VolumeSource {
+    Volume(String),
+    Bind(PathBuf),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -28,12 +28,15 @@ impl Validator<'_> {
             let command = self.command(cmd, &at("exec"));
             probes.push(("exec", Probe::Exec { command }));
         }
+        if h.image == Some(true) {
+            probes.push(("image", Probe::Image));
+        }
         let probe = match probes.len() {
             1 => probes.remove(0).1,
             0 => {
                 self.error(
                     &["services", service, "health"],
-                    "no probe: set exactly one of http = \"/path\", tcp = true or exec = \"command\"",
+                    "no probe: set exactly one of http = \"/path\", tcp = true, exec = \"command\" or (containers) image = true",
                 );
                 Probe::Tcp
             }

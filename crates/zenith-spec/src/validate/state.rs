@@ -195,7 +195,7 @@ impl Validator<'_> {
         t
     }
 
-    fn size(&mut self, v: Option<&str>, path: &[&str]) -> Option<u64> {
+    pub(super) fn size(&mut self, v: Option<&str>, path: &[&str]) -> Option<u64> {
         let v = v?;
         match v.trim().parse::<bytesize::ByteSize>() {
             Ok(b) if b.as_u64() > 0 => Some(b.as_u64()),

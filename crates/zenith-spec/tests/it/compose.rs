@@ -146,7 +146,11 @@ fn common_compose_forms() {
     );
     assert_eq!(web.port, Some(8080));
     assert_eq!(web.env.len(), 2, "{:?}", web.env);
-    assert!(web.state_dirs[0].ends_with("html"));
+    assert!(web.state_dirs.is_empty(), "a read-only mount is not state");
+    assert_eq!(web.container.port, Some(80));
+    let mounts: Vec<&str> = web.container.volumes.iter().map(|v| v.target.as_str()).collect();
+    assert_eq!(mounts, ["/usr/share/nginx/html", "/var/cache/nginx"]);
+    assert!(web.container.volumes[0].read_only);
     let health = web.health.as_ref().unwrap();
     assert_eq!(
         health.probe,
@@ -169,7 +173,6 @@ fn common_compose_forms() {
         "services.web.environment.PORT",
         "services.web.environment.FROM_SHELL",
         "services.web.ports",
-        "services.web.volumes",
         "services.web.depends_on",
         "services.web.build",
         "services.api.deploy.update_config.failure_action",

@@ -2,6 +2,7 @@
 //! examples, round trips, and docker-compose import.
 
 mod compose;
+mod container;
 mod errors;
 mod examples;
 mod rollout;

@@ -28,6 +28,12 @@ pub fn run() -> CmdResult {
         .parse()
         .context("$PORT is not a port number")?;
     let version = crate::env::var("DEMO_VERSION").unwrap_or_else(|| "v1".into());
+    // Loopback by default; in a container, where published ports arrive from outside, set
+    // DEMO_BIND=0.0.0.0.
+    let bind: std::net::IpAddr = crate::env::var("DEMO_BIND")
+        .unwrap_or_else(|| "127.0.0.1".into())
+        .parse()
+        .context("$DEMO_BIND is not an IP address")?;
     let unhealthy = crate::env::flag("DEMO_UNHEALTHY", false);
     let sick_after = crate::env::var("DEMO_UNHEALTHY_AFTER_MS").and_then(|v| v.parse::<u64>().ok());
     let born = std::time::Instant::now();
@@ -130,10 +136,10 @@ pub fn run() -> CmdResult {
                     format!("slept {ms} ms\n")
                 }),
             );
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        let listener = tokio::net::TcpListener::bind((bind, port))
             .await
-            .with_context(|| format!("cannot listen on 127.0.0.1:{port}"))?;
-        println!("demo-app {version} listening on 127.0.0.1:{port}");
+            .with_context(|| format!("cannot listen on {bind}:{port}"))?;
+        println!("demo-app {version} listening on {bind}:{port}");
         axum::serve(listener, app)
             .with_graceful_shutdown(async {
                 let mut term =

@@ -4,6 +4,7 @@ mod cli;
 mod crash;
 mod daemon;
 mod demo;
+mod docker_image;
 mod memory;
 mod spec;
 mod state;

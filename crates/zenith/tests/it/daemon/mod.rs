@@ -4,6 +4,7 @@
 mod auth;
 mod canary;
 mod deploy;
+mod docker;
 mod durability;
 mod force;
 mod state;
@@ -234,4 +235,20 @@ pub fn api_get(d: &Daemon, path: &str) -> String {
     let mut body = String::new();
     s.read_to_string(&mut body).unwrap();
     body
+}
+
+/// One POST over a fresh connection; the status and body.
+pub fn post(port: u16, path: &str, body: &str) -> Result<(u16, String), String> {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .map_err(|e| e.to_string())?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
+    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    Ok((code, buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
 }

@@ -3,30 +3,12 @@
 //! that runs out of time), restore on start, restore drills and snapshot health.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::{Daemon, demo_spec, free_port, get, wait_for};
-
-/// One POST over a fresh connection; the status and body.
-fn post(port: u16, path: &str, body: &str) -> Result<(u16, String), String> {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(
-        s,
-        "POST {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .map_err(|e| e.to_string())?;
-    let mut buf = String::new();
-    s.read_to_string(&mut buf).map_err(|e| e.to_string())?;
-    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
-    Ok((code, buf.split("\r\n\r\n").nth(1).unwrap_or("").to_string()))
-}
+use super::{Daemon, demo_spec, free_port, get, post, wait_for};
 
 /// Every regular file under `dir` (dot-files, the app's in-flight temporaries, left out):
 /// relative path → contents.
