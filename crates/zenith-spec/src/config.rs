@@ -76,6 +76,8 @@ pub struct ServiceConfig {
     pub container_port: Option<i64>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub volumes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state_volumes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourcesConfig>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

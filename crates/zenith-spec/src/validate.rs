@@ -255,7 +255,7 @@ impl Validator<'_> {
             None => Vec::new(),
         };
         let port = s.port.and_then(|p| self.port(name, p, ports));
-        if !s.state_dirs.is_empty() && s.env.contains_key("STATE_DIRECTORY") {
+        if (!s.state_dirs.is_empty() || !s.state_volumes.is_empty()) && s.env.contains_key("STATE_DIRECTORY") {
             self.error(
                 &["services", name, "env", "STATE_DIRECTORY"],
                 "is set by zenith to the first of state_dirs (a restore drill points it elsewhere); remove it",
@@ -290,7 +290,11 @@ impl Validator<'_> {
             env: self.env(name, &s.env),
             secrets: self.secrets(name, &s.secrets),
             state_dirs,
-            state: self.state_hooks(name, s.state.as_ref(), !s.state_dirs.is_empty()),
+            state: self.state_hooks(
+                name,
+                s.state.as_ref(),
+                !s.state_dirs.is_empty() || !s.state_volumes.is_empty(),
+            ),
             port,
             health,
             restart: self.restart(name, s.restart.as_ref()),

@@ -10,7 +10,7 @@ use bollard::models::{
 };
 use bollard::query_parameters::{CreateContainerOptions, CreateImageOptions};
 use futures_util::StreamExt;
-use zenith_spec::model::VolumeSource;
+use zenith_spec::model::{ContainerSettings, VolumeSource};
 
 use super::{DAEMON_LABEL, REPLICA_LABEL, watch};
 use crate::{ContainerSpec, REPLICA_ID_ENV, ReplicaSpec, SECRETS_DIR_ENV};
@@ -77,7 +77,7 @@ pub(super) fn body(spec: &ReplicaSpec, c: &ContainerSpec, secrets_dir: &Path) ->
             ..Default::default()
         });
     }
-    container_paths(&mut env, &c.settings.volumes);
+    container_paths(&mut env, &c.settings);
     let mut labels: HashMap<String, String> = c.labels.clone().into_iter().collect();
     labels.insert(REPLICA_LABEL.into(), spec.id.clone());
     if let Some(marker) = spec.env.get("ZENITH_DAEMON_ID") {
@@ -119,12 +119,16 @@ pub(super) fn body(spec: &ReplicaSpec, c: &ContainerSpec, secrets_dir: &Path) ->
 }
 
 /// State directories are host paths; inside the container they are where they are mounted.
-fn container_paths(env: &mut std::collections::BTreeMap<String, String>, volumes: &[zenith_spec::model::VolumeMount]) {
+fn container_paths(env: &mut std::collections::BTreeMap<String, String>, settings: &ContainerSettings) {
     let inside = |host: &str| -> String {
-        volumes
+        settings
+            .volumes
             .iter()
             .find_map(|v| match &v.source {
                 VolumeSource::Bind(source) if Path::new(host) == source => Some(v.target.clone()),
+                VolumeSource::Volume(name) if settings.volume_dirs.get(name).is_some_and(|d| Path::new(host) == d) => {
+                    Some(v.target.clone())
+                }
                 _ => None,
             })
             .unwrap_or_else(|| host.to_string())

@@ -298,6 +298,42 @@ pub async fn prepare_image(image: &str) -> Result<(), String> {
     create::ensure_image(&docker, image).await
 }
 
+/// The directory on this host that holds named volume `name`, for state hooks to act on. The
+/// volume is created when missing (as the engine would when a container first mounts it)
+/// unless `create` is false, which gives `None` instead.
+pub async fn volume_dir(name: &str, create: bool) -> Result<Option<std::path::PathBuf>, String> {
+    let docker = connect().await.map_err(|e| e.to_string())?;
+    let volume = match docker.inspect_volume(name).await {
+        Ok(v) => v,
+        Err(e) if watch::is_not_found(&e) && !create => return Ok(None),
+        Err(e) if watch::is_not_found(&e) => {
+            let options = bollard::models::VolumeCreateRequest {
+                name: Some(name.to_string()),
+                ..Default::default()
+            };
+            docker
+                .create_volume(options)
+                .await
+                .map_err(|e| format!("cannot create volume {name}: {}", watch::engine_message(&e)))?
+        }
+        Err(e) => return Err(format!("cannot inspect volume {name}: {}", watch::engine_message(&e))),
+    };
+    if volume.driver != "local" || volume.options.contains_key("device") {
+        return Err(format!(
+            "volume {name} is not a plain local volume (driver {}); zenith keeps state only in local volumes or host directories",
+            volume.driver
+        ));
+    }
+    let dir = std::path::PathBuf::from(&volume.mountpoint);
+    std::fs::metadata(&dir).map_err(|e| {
+        format!(
+            "volume {name} lives in {}, which this daemon cannot reach ({e}); run the daemon on the engine's host, as a user that can read it",
+            dir.display()
+        )
+    })?;
+    Ok(Some(dir))
+}
+
 /// The container's main process as seen from the host: pid and start time, for CPU time.
 async fn main_process(docker: &Docker, id: &str) -> Option<(u32, u64)> {
     let info = docker

@@ -343,6 +343,8 @@ pub(crate) async fn roll_out(
             spec.name
         )));
     }
+    let mut spec = spec;
+    resolve_state_volumes(&mut spec, dry_run).await?;
     // Images are made ready before anything changes: a missing image fails the deploy here,
     // with the engine's words, rather than as replicas that never start.
     for svc in spec
@@ -463,6 +465,27 @@ pub(crate) async fn roll_out(
 
 /// A public port is free for `app` when no other app's desired revision claims it and, if
 /// this app does not listen on it already, the OS lets us bind it.
+/// Finds each state volume's directory on the host and adds it to the service's state
+/// directories, so that every hook, schedule, rollback and drill acts on it as on any other.
+/// A revision stored earlier already carries its directories.
+async fn resolve_state_volumes(spec: &mut AppSpec, dry_run: bool) -> Result<(), ApiError> {
+    for svc in spec.services.iter_mut().filter(|s| s.runtime == RuntimeKind::Docker) {
+        for name in svc.container.state_volumes.clone() {
+            if svc.container.volume_dirs.contains_key(&name) {
+                continue;
+            }
+            let dir = zenith_runtime::docker::volume_dir(&name, !dry_run)
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("service {}: {e}", svc.name)))?;
+            if let Some(dir) = dir {
+                svc.state_dirs.push(dir.clone());
+                svc.container.volume_dirs.insert(name, dir);
+            }
+        }
+    }
+    Ok(())
+}
+
 async fn check_ports(s: &Shared, app: &str, spec: &AppSpec) -> Result<(), ApiError> {
     for other in s.store.apps()? {
         if other.name == app {

@@ -235,8 +235,9 @@ fn scratch_replica(
     Ok((rspec, port))
 }
 
-/// A container replica's mounts for a drill: each state directory's bind mount takes its
-/// scratch copy; named volumes are left out, so the drill never writes into live data.
+/// A container replica's mounts for a drill: each state directory or state volume is mounted
+/// from its scratch copy; other named volumes are left out, so the drill never writes into
+/// live data.
 fn drill_container(
     spec: &AppSpec,
     svc: &ServiceSpec,
@@ -252,7 +253,16 @@ fn drill_container(
             }
             true
         }
-        VolumeSource::Volume(_) => false,
+        VolumeSource::Volume(name) => {
+            let live = c.settings.volume_dirs.get(name);
+            match live.and_then(|d| svc.state_dirs.iter().position(|s| s == d)) {
+                Some(i) => {
+                    v.source = VolumeSource::Bind(dirs[i].clone());
+                    true
+                }
+                None => false,
+            }
+        }
     });
     Some(c)
 }

@@ -29,6 +29,13 @@ pub struct AppSpec {
     pub health: HealthThresholds,
 }
 
+impl ServiceSpec {
+    /// Whether the service declares state: directories, or (containers) state volumes.
+    pub fn has_state(&self) -> bool {
+        !self.state_dirs.is_empty() || !self.container.state_volumes.is_empty()
+    }
+}
+
 impl AppSpec {
     pub fn service(&self, name: &str) -> Option<&ServiceSpec> {
         self.services.iter().find(|s| s.name == name)
@@ -132,6 +139,13 @@ pub struct ContainerSettings {
     /// Memory limit in bytes.
     #[serde(default)]
     pub memory: Option<u64>,
+    /// Named volumes (of `volumes`) that hold the service's state.
+    #[serde(default)]
+    pub state_volumes: Vec<String>,
+    /// Where the daemon found each state volume on the host when it accepted the deploy; those
+    /// directories are also in [`ServiceSpec::state_dirs`], after the declared ones.
+    #[serde(default)]
+    pub volume_dirs: BTreeMap<String, PathBuf>,
 }
 
 impl ContainerSettings {

@@ -12,6 +12,7 @@ impl Validator<'_> {
                 ("container_port", s.container_port.is_some()),
                 ("volumes", !s.volumes.is_empty()),
                 ("resources", s.resources.is_some()),
+                ("state_volumes", !s.state_volumes.is_empty()),
             ];
             for (field, _) in set.iter().filter(|(_, on)| *on) {
                 self.error(
@@ -31,7 +32,7 @@ impl Validator<'_> {
             }
             p16
         });
-        let volumes = s
+        let volumes: Vec<VolumeMount> = s
             .volumes
             .iter()
             .enumerate()
@@ -57,12 +58,32 @@ impl Validator<'_> {
                 );
             }
         }
+        let state_volumes = self.state_volumes(name, &s.state_volumes, &volumes);
         ContainerSettings {
             port,
             volumes,
             nano_cpus,
             memory,
+            state_volumes,
+            volume_dirs: Default::default(),
         }
+    }
+
+    /// Each state volume must be a named volume the container mounts.
+    fn state_volumes(&mut self, service: &str, names: &[String], volumes: &[VolumeMount]) -> Vec<String> {
+        for (i, name) in names.iter().enumerate() {
+            let mounted = volumes
+                .iter()
+                .any(|v| matches!(&v.source, VolumeSource::Volume(n) if n == name));
+            if !mounted {
+                let index = format!("[{i}]");
+                self.error(
+                    &["services", service, "state_volumes", &index],
+                    format!("\"{name}\" is not a named volume of this service; add \"{name}:/path/inside\" to volumes"),
+                );
+            }
+        }
+        names.to_vec()
     }
 
     /// A container's state directories are host directories it mounts: the hooks snapshot and

@@ -74,7 +74,7 @@ impl Validator<'_> {
             let timezone = self.timezone(s.timezone.as_deref(), &at("timezone"));
             let with_state: Vec<&str> = services
                 .iter()
-                .filter(|s| !s.state_dirs.is_empty())
+                .filter(|s| s.has_state())
                 .map(|s| s.name.as_str())
                 .collect();
             let chosen = match &s.services {
@@ -85,7 +85,7 @@ impl Validator<'_> {
                                 &at("services"),
                                 format!("no service named \"{name}\"; the app has {}", names(services)),
                             ),
-                            Some(svc) if svc.state_dirs.is_empty() => self.error(
+                            Some(svc) if !svc.has_state() => self.error(
                                 &at("services"),
                                 format!("service \"{name}\" has no state_dirs to snapshot"),
                             ),

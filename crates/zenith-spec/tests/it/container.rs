@@ -46,6 +46,8 @@ health = {{ image = true }}
             ],
             nano_cpus: Some(1_500_000_000),
             memory: Some(256 * 1024 * 1024),
+            state_volumes: Vec::new(),
+            volume_dirs: Default::default(),
         }
     );
     assert_eq!(web.health.as_ref().unwrap().probe, Probe::Image);
@@ -97,6 +99,31 @@ fn a_container_state_directory_must_be_mounted() {
     ));
     assert!(
         e.contains("services.web.state_dirs[0]") && e.contains("/srv/shop/data is not mounted into the container"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_state_volume_must_be_a_named_volume_of_the_container() {
+    let ok = parse(
+        &format!("{WEB}volumes = [\"db:/var/lib/db\"]\nstate_volumes = [\"db\"]\nstate = {{ snapshot_before_deploy = true }}\n[schedules.data]\ncron = \"@daily\"\n"),
+        Path::new("/srv/shop/zenith.toml"),
+    )
+    .unwrap();
+    assert_eq!(ok.services[0].container.state_volumes, ["db"]);
+    assert!(ok.services[0].has_state());
+    assert_eq!(ok.schedules[0].services, ["web"]);
+
+    let e = errors(&format!(
+        "{WEB}volumes = [\"./db:/var/lib/db\"]\nstate_volumes = [\"db\"]\n"
+    ));
+    assert!(
+        e.contains("services.web.state_volumes[0]") && e.contains("\"db\" is not a named volume of this service"),
+        "{e}"
+    );
+    let e = errors("[app]\nname = \"shop\"\n\n[services.web]\ncommand = \"./web\"\nstate_volumes = [\"db\"]\n");
+    assert!(
+        e.contains("services.web.state_volumes") && e.contains("containers only"),
         "{e}"
     );
 }

@@ -381,3 +381,57 @@ fn a_crashing_container_is_replaced_and_its_output_reaches_zenith_logs() {
     let events = d.ok(&["app", "status", &app]);
     assert!(events.contains("exit code") || events.contains("restart"), "{events}");
 }
+
+#[test]
+fn a_named_volume_can_hold_state_that_rolls_back_with_the_code() {
+    let Some(image) = demo_image() else { return };
+    let d = Daemon::start();
+    let port = free_port();
+    let app = format!("dk{port}");
+    let _cleanup = Cleanup(app.clone());
+    let volume = format!("zenith-state-{port}");
+    let _volume = RemoveVolume(volume.clone());
+    let extra = format!(
+        r#"volumes = ["{volume}:/srv/state"]
+state_volumes = ["{volume}"]
+state = {{ snapshot_before_deploy = true }}"#
+    );
+    let spec = |v: &str| docker_spec(&app, &image, port, v, ROLLING, &extra);
+    deploy(&d, "v1.toml", &spec("v1"));
+    assert_eq!(super::post(port, "/write/page", "first").unwrap().0, 200);
+    deploy(&d, "v2.toml", &spec("v2")); // its set holds "first"
+    assert_eq!(super::post(port, "/write/page", "second").unwrap().0, 200);
+    deploy(&d, "v3.toml", &spec("v3"));
+    // The volume's directory, found at deploy, makes no difference to an unchanged spec.
+    let again = deploy(&d, "v3.toml", &spec("v3"));
+    assert!(again.contains("unchanged"), "{again}");
+    let c = &containers(&app)[0];
+    let mounts = inspect(c, "{{json .Mounts}}");
+    assert!(
+        mounts.contains("\"Type\":\"volume\"") && mounts.contains(&volume),
+        "{mounts}"
+    );
+    assert!(inspect(c, "{{json .Config.Env}}").contains("STATE_DIRECTORY=/srv/state"));
+
+    let out = d.ok(&["recover", &app, "--drill", "--output-format", "json"]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["drill"]["ok"], true, "{out}");
+    assert_eq!(
+        get(port, "/read/page").unwrap().1,
+        "second",
+        "the drill touched the volume"
+    );
+
+    d.ok(&["rollback", &app, "2", "--with-state"]);
+    assert_eq!(get(port, "/").unwrap().1, "hello from v2\n");
+    assert_eq!(get(port, "/read/page").unwrap().1, "first");
+}
+
+/// Removes one volume when dropped (after the containers using it).
+struct RemoveVolume(String);
+
+impl Drop for RemoveVolume {
+    fn drop(&mut self) {
+        docker(&["volume", "rm", "-f", &self.0]);
+    }
+}
