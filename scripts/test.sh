@@ -4,6 +4,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The registry tests (crates/zenith/tests/it/registry.rs) run a real OCI registry: Debian's
+# docker-registry, with htpasswd from apache2-utils. They print SKIP where it cannot be installed.
+if [ ! -x /usr/bin/docker-registry ] && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    echo "==> installing docker-registry and apache2-utils"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry apache2-utils
+fi
+
 # The tests need nothing beyond a Rust toolchain and cargo-nextest (installed here if missing):
 # they make their own repositories and data in temporary directories, and test xattrs only
 # where the file system supports them.

@@ -38,6 +38,12 @@ impl From<anyhow::Error> for Failure {
             Some(Error::Locked(_)) => LOCKED,
             Some(e) if e.is_input() => USAGE,
             _ if error.downcast_ref::<UsageError>().is_some() => USAGE,
+            _ if error
+                .downcast_ref::<zenith_container::Error>()
+                .is_some_and(zenith_container::Error::is_input) =>
+            {
+                USAGE
+            }
             _ => PROBLEM,
         };
         Failure { code, error }

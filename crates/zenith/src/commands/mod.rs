@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod apps;
+pub mod container;
 pub mod copy;
 pub mod create;
 pub mod demo;
@@ -9,6 +10,7 @@ pub mod demo_app;
 pub mod deploy;
 pub mod forget;
 pub mod inspect;
+pub mod push;
 pub mod recover;
 pub mod repo;
 pub mod restore;

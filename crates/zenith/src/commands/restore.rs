@@ -29,9 +29,31 @@ pub struct RestoreArgs {
     /// Writer threads (default: one per core).
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Recreate the container of a container snapshot under this name, with its files and
+    /// volumes' data (instead of restoring files to a directory).
+    #[arg(long, value_name = "NEW_NAME", conflicts_with_all = ["target", "include", "verify", "no_backup"])]
+    pub container: Option<String>,
+    /// Start the recreated container (default: as the original was when snapshotted).
+    #[arg(long, requires = "container", conflicts_with = "no_start")]
+    pub start: bool,
+    /// Leave the recreated container created but stopped.
+    #[arg(long, requires = "container")]
+    pub no_start: bool,
+    /// Create the container's named volumes as PREFIX<name> (when the originals exist).
+    #[arg(long, value_name = "PREFIX", requires = "container")]
+    pub volume_prefix: Option<String>,
 }
 
 pub fn run(a: RestoreArgs, args: &RepoArgs, out: Out) -> CmdResult {
+    if let Some(name) = a.container {
+        let how = super::container::RestoreAs {
+            name,
+            start: (a.start || a.no_start).then_some(a.start),
+            volume_prefix: a.volume_prefix,
+            threads: a.threads,
+        };
+        return super::container::restore(&a.snapshot, how, args, out);
+    }
     let repo = args.open()?;
     let snap = repo.find_snapshot(&a.snapshot)?;
     let opts = RestoreOptions {

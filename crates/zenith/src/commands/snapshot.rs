@@ -12,6 +12,9 @@ use crate::repo_open::RepoArgs;
 pub enum SnapshotCommand {
     /// Snapshot one or more paths.
     Create(super::create::CreateArgs),
+    /// Snapshot a Docker container: its configuration, its file changes and, with
+    /// --with-volumes, its volumes' data (restore with `snapshot restore ID --container NAME`).
+    Container(super::container::ContainerArgs),
     /// List snapshots.
     List {
         #[command(flatten)]
@@ -63,6 +66,10 @@ pub enum SnapshotCommand {
     Prune(super::forget::PruneArgs),
     /// Copy snapshots to another repository.
     Copy(super::copy::CopyArgs),
+    /// Push a snapshot to an OCI registry as an encrypted artifact.
+    Push(super::push::PushArgs),
+    /// Pull a snapshot pushed to an OCI registry into the repository.
+    Pull(super::push::PullArgs),
 }
 
 /// Filters shared by list and forget.
@@ -108,6 +115,7 @@ pub fn run(cmd: SnapshotCommand, args: &RepoArgs, out: Out) -> CmdResult {
     use super::{copy, create, forget, inspect, restore, verify};
     match cmd {
         SnapshotCommand::Create(a) => create::run(a, args, out),
+        SnapshotCommand::Container(a) => super::container::snapshot(a, args, out),
         SnapshotCommand::List { filter, latest } => inspect::list(&filter, latest, args, out),
         SnapshotCommand::Show { snapshot } => inspect::show(&snapshot, args, out),
         SnapshotCommand::Tag { snapshot, add, remove } => inspect::tag(&snapshot, &add, &remove, args, out),
@@ -119,5 +127,7 @@ pub fn run(cmd: SnapshotCommand, args: &RepoArgs, out: Out) -> CmdResult {
         SnapshotCommand::Forget(a) => forget::forget(a, args, out),
         SnapshotCommand::Prune(a) => forget::prune(a, args, out),
         SnapshotCommand::Copy(a) => copy::run(a, args, out),
+        SnapshotCommand::Push(a) => super::push::push(a, args, out),
+        SnapshotCommand::Pull(a) => super::push::pull(a, args, out),
     }
 }
