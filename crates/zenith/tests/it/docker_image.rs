@@ -36,6 +36,13 @@ pub fn demo_image() -> Option<String> {
     if docker(&["image", "inspect", &tag]).status.success() {
         return Some(tag);
     }
+    // Tests run in parallel processes: one builds, the others wait for it (two imports under
+    // one tag would leave the loser's image behind, untagged).
+    let lock = std::fs::File::create(std::env::temp_dir().join("zenith-demo-image.lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if docker(&["image", "inspect", &tag]).status.success() {
+        return Some(tag);
+    }
     let root = tempfile::tempdir().unwrap();
     copy_into(root.path(), bin, Path::new("/zenith"));
     let ldd = Command::new("ldd").arg(bin).output().unwrap();

@@ -225,18 +225,22 @@ fn kill_9_of_the_daemon_readopts_containers_without_restarting_them() {
 #[test]
 fn a_container_gets_its_secrets_volumes_state_directory_limits_and_image_healthcheck() {
     let Some(base) = demo_image() else { return };
-    let d = Daemon::start();
     let port = free_port();
+    let volume = format!("zenith-test-{port}");
+    let tag = format!("zenith-demo-health:{port}");
+    // Dropped last, after the daemon and its containers.
+    let _volume = RemoveVolume(volume.clone());
+    let _image = RemoveImage(tag.clone());
+    let d = Daemon::start();
     let app = format!("dk{port}");
     let _cleanup = Cleanup(app.clone());
     let healthy = derived_image(
         &base,
-        &format!("zenith-demo-health:{port}"),
+        &tag,
         "HEALTHCHECK --interval=1s --timeout=2s --retries=1 CMD [\"/zenith\", \"--version\"]",
     );
     std::fs::write(d.path("token"), "s3cr3t").unwrap();
     std::fs::create_dir_all(d.path("state")).unwrap();
-    let volume = format!("zenith-test-{port}");
     let extra = format!(
         r#"secrets = {{ api_token = "./token" }}
 state_dirs = ["./state"]
@@ -284,8 +288,6 @@ resources = {{ cpus = 0.5, memory = "64MiB" }}"#
     wait_for(Duration::from_secs(30), "the app's containers to be removed", || {
         containers(&app).is_empty()
     });
-    docker(&["volume", "rm", &volume]);
-    docker(&["rmi", &healthy]);
 }
 
 #[test]
@@ -383,12 +385,13 @@ fn a_crashing_container_is_replaced_and_its_output_reaches_zenith_logs() {
 #[test]
 fn a_named_volume_can_hold_state_that_rolls_back_with_the_code() {
     let Some(image) = demo_image() else { return };
-    let d = Daemon::start();
     let port = free_port();
+    let volume = format!("zenith-state-{port}");
+    // Dropped last: after the daemon has stopped the containers that use it.
+    let _volume = RemoveVolume(volume.clone());
+    let d = Daemon::start();
     let app = format!("dk{port}");
     let _cleanup = Cleanup(app.clone());
-    let volume = format!("zenith-state-{port}");
-    let _volume = RemoveVolume(volume.clone());
     let extra = format!(
         r#"volumes = ["{volume}:/srv/state"]
 state_volumes = ["{volume}"]
@@ -423,6 +426,15 @@ state = {{ snapshot_before_deploy = true }}"#
     d.ok(&["rollback", &app, "2", "--with-state"]);
     assert_eq!(get(port, "/").unwrap().1, "hello from v2\n");
     assert_eq!(get(port, "/read/page").unwrap().1, "first");
+}
+
+/// Removes one image when dropped.
+struct RemoveImage(String);
+
+impl Drop for RemoveImage {
+    fn drop(&mut self) {
+        docker(&["rmi", "-f", &self.0]);
+    }
 }
 
 /// Removes one volume when dropped (after the containers using it).
