@@ -406,6 +406,9 @@ state = {{ snapshot_before_deploy = true }}"#
     // The volume's directory, found at deploy, makes no difference to an unchanged spec.
     let again = deploy(&d, "v3.toml", &spec("v3"));
     assert!(again.contains("unchanged"), "{again}");
+    wait_for(Duration::from_secs(20), "r2's containers to be removed", || {
+        containers(&app).len() == 2
+    });
     let c = &containers(&app)[0];
     let mounts = inspect(c, "{{json .Mounts}}");
     assert!(
