@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+/// The engine answered 404 (no such container, image or volume).
+pub(crate) use zenith_runtime::docker::is_not_found;
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -98,12 +101,4 @@ impl Error {
             _ => false,
         }
     }
-}
-
-/// The engine answered 404 (no such container, image or volume).
-pub(crate) fn is_not_found(e: &bollard::errors::Error) -> bool {
-    matches!(
-        e,
-        bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }
-    )
 }

@@ -17,11 +17,12 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use bollard::Docker;
+pub use bollard::Docker;
 use bollard::query_parameters::{InspectContainerOptions, StopContainerOptions};
 use tokio::sync::{OnceCell, mpsc};
 
 pub use client::{DockerError, connect};
+pub use watch::is_not_found;
 
 use crate::process::{launch, procfs};
 use crate::{BoxFuture, ExecOutput, Exit, ExitStatus, ReplicaRecord, ReplicaSpec, Runtime, RuntimeError};
@@ -66,6 +67,14 @@ impl DockerRuntime {
     /// Whether this runtime watches the replica `id` (the dispatcher routes `stop` with it).
     pub fn owns(&self, id: &str) -> bool {
         self.replicas().contains_key(id)
+    }
+
+    /// The container of replica `id`: the watched one, or the one its name would give.
+    fn container_of(&self, id: &str) -> String {
+        self.replicas()
+            .get(id)
+            .map(|t| t.container.clone())
+            .unwrap_or_else(|| container_name(id))
     }
 
     fn track(&self, id: &str, tracked: Tracked) {
@@ -207,11 +216,7 @@ impl DockerRuntime {
             id: spec.id.clone(),
             message: e.to_string(),
         })?;
-        let container = self
-            .replicas()
-            .get(&spec.id)
-            .map(|t| t.container.clone())
-            .unwrap_or_else(|| container_name(&spec.id));
+        let container = self.container_of(&spec.id);
         watch::exec(docker, &spec.id, &container, command, timeout).await
     }
 
@@ -221,11 +226,7 @@ impl DockerRuntime {
     /// condemn every container before its first check.
     async fn health_of(&self, spec: &ReplicaSpec) -> Result<(), String> {
         let docker = self.engine().await.map_err(|e| e.to_string())?;
-        let container = self
-            .replicas()
-            .get(&spec.id)
-            .map(|t| t.container.clone())
-            .unwrap_or_else(|| container_name(&spec.id));
+        let container = self.container_of(&spec.id);
         loop {
             let info = docker
                 .inspect_container(&container, None::<InspectContainerOptions>)
@@ -260,8 +261,8 @@ impl DockerRuntime {
 
     /// Removes the containers of daemon `marker` that no record names (a daemon killed between
     /// starting a container and recording it leaves one).
-    pub async fn sweep_orphans(&self, marker: &str, known: &[String]) -> Result<usize, DockerError> {
-        let docker = self.engine().await?;
+    pub async fn sweep_orphans(&self, marker: &str, known: &[String]) -> Result<usize, String> {
+        let docker = self.engine().await.map_err(|e| e.to_string())?;
         let filters = HashMap::from([("label".to_string(), vec![format!("{DAEMON_LABEL}={marker}")])]);
         let options = bollard::query_parameters::ListContainersOptions {
             all: true,
@@ -271,10 +272,7 @@ impl DockerRuntime {
         let list = docker
             .list_containers(Some(options))
             .await
-            .map_err(|source| DockerError::Unreachable {
-                endpoint: "the engine".into(),
-                source,
-            })?;
+            .map_err(|e| format!("cannot list containers: {}", watch::engine_message(&e)))?;
         let mut removed = 0;
         for c in list {
             let replica = c.labels.as_ref().and_then(|l| l.get(REPLICA_LABEL)).cloned();
@@ -292,17 +290,15 @@ impl DockerRuntime {
     }
 }
 
-/// Connects to the engine and makes sure `image` is there, pulling it when it is not.
-pub async fn prepare_image(image: &str) -> Result<(), String> {
-    let docker = connect().await.map_err(|e| e.to_string())?;
-    create::ensure_image(&docker, image).await
+/// Makes sure `image` is on the engine, pulling it when it is not.
+pub async fn prepare_image(docker: &Docker, image: &str) -> Result<(), String> {
+    create::ensure_image(docker, image).await
 }
 
 /// The directory on this host that holds named volume `name`, for state hooks to act on. The
 /// volume is created when missing (as the engine would when a container first mounts it)
 /// unless `create` is false, which gives `None` instead.
-pub async fn volume_dir(name: &str, create: bool) -> Result<Option<std::path::PathBuf>, String> {
-    let docker = connect().await.map_err(|e| e.to_string())?;
+pub async fn volume_dir(docker: &Docker, name: &str, create: bool) -> Result<Option<std::path::PathBuf>, String> {
     let volume = match docker.inspect_volume(name).await {
         Ok(v) => v,
         Err(e) if watch::is_not_found(&e) && !create => return Ok(None),

@@ -215,7 +215,8 @@ pub(super) async fn exec(
     }
 }
 
-pub(super) fn is_not_found(e: &EngineError) -> bool {
+/// The engine answered 404: no such container, image, volume or exec.
+pub fn is_not_found(e: &EngineError) -> bool {
     matches!(e, EngineError::DockerResponseServerError { status_code: 404, .. })
 }
 

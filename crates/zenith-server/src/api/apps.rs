@@ -8,7 +8,7 @@ use axum::extract::{Path, State as AxState};
 use axum::http::HeaderMap;
 use serde::{Deserialize, Serialize};
 use zenith_rollout::{AppStatus, DeployPlan, Start};
-use zenith_spec::{AppSpec, RuntimeKind};
+use zenith_spec::{AppSpec, RuntimeKind, ServiceSpec};
 
 use super::{Shared, authorize, record};
 use crate::auth::Action;
@@ -344,19 +344,7 @@ pub(crate) async fn roll_out(
         )));
     }
     let mut spec = spec;
-    resolve_state_volumes(&mut spec, dry_run).await?;
-    // Images are made ready before anything changes: a missing image fails the deploy here,
-    // with the engine's words, rather than as replicas that never start.
-    for svc in spec
-        .services
-        .iter()
-        .filter(|s| s.runtime == RuntimeKind::Docker && !dry_run)
-    {
-        let image = svc.image.as_deref().unwrap_or_default();
-        zenith_runtime::docker::prepare_image(image)
-            .await
-            .map_err(|e| ApiError::BadRequest(format!("service {}: {e}", svc.name)))?;
-    }
+    prepare_containers(&mut spec, dry_run).await?;
     let mut apps = s.apps.lock().await;
     check_ports(s, app, &spec).await?;
     let row = s.store.app(app)?;
@@ -463,29 +451,48 @@ pub(crate) async fn roll_out(
     })
 }
 
-/// A public port is free for `app` when no other app's desired revision claims it and, if
-/// this app does not listen on it already, the OS lets us bind it.
-/// Finds each state volume's directory on the host and adds it to the service's state
-/// directories, so that every hook, schedule, rollback and drill acts on it as on any other.
-/// A revision stored earlier already carries its directories.
-async fn resolve_state_volumes(spec: &mut AppSpec, dry_run: bool) -> Result<(), ApiError> {
+/// Gets the engine ready for the spec's containers before anything changes, over one
+/// connection. Each state volume's directory on the host joins the service's state
+/// directories, so that every hook, schedule, rollback and drill acts on it as on any other (a
+/// revision stored earlier already carries them). Each image is made ready, so a missing one
+/// fails the deploy here, with the engine's words, rather than as replicas that never start.
+async fn prepare_containers(spec: &mut AppSpec, dry_run: bool) -> Result<(), ApiError> {
+    use zenith_runtime::docker;
+    let unresolved = |s: &ServiceSpec| {
+        s.container
+            .state_volumes
+            .iter()
+            .any(|v| !s.container.volume_dirs.contains_key(v))
+    };
+    // A dry run changes nothing on the engine; it only looks up state volumes.
+    let needed = |s: &ServiceSpec| s.runtime == RuntimeKind::Docker && (!dry_run || unresolved(s));
+    if !spec.services.iter().any(needed) {
+        return Ok(());
+    }
+    let engine = docker::connect()
+        .await
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     for svc in spec.services.iter_mut().filter(|s| s.runtime == RuntimeKind::Docker) {
+        let refused = |e: String| ApiError::BadRequest(format!("service {}: {e}", svc.name));
         for name in svc.container.state_volumes.clone() {
             if svc.container.volume_dirs.contains_key(&name) {
                 continue;
             }
-            let dir = zenith_runtime::docker::volume_dir(&name, !dry_run)
-                .await
-                .map_err(|e| ApiError::BadRequest(format!("service {}: {e}", svc.name)))?;
-            if let Some(dir) = dir {
+            if let Some(dir) = docker::volume_dir(&engine, &name, !dry_run).await.map_err(refused)? {
                 svc.state_dirs.push(dir.clone());
                 svc.container.volume_dirs.insert(name, dir);
             }
+        }
+        if !dry_run {
+            let image = svc.image.as_deref().unwrap_or_default();
+            docker::prepare_image(&engine, image).await.map_err(refused)?;
         }
     }
     Ok(())
 }
 
+/// A public port is free for `app` when no other app's desired revision claims it and, if
+/// this app does not listen on it already, the OS lets us bind it.
 async fn check_ports(s: &Shared, app: &str, spec: &AppSpec) -> Result<(), ApiError> {
     for other in s.store.apps()? {
         if other.name == app {
