@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use zenith_snapshot::chunker::{Chunker, ChunkerParams};
 use zenith_snapshot::crypto::MasterKey;
-use zenith_snapshot::pack::{BlobKind, PackWriter};
+use zenith_snapshot::pack::{BlobKind, BlobSealer, PackWriter};
 
 fn text(len: usize) -> Vec<u8> {
     let words = [
@@ -111,10 +111,11 @@ fn main() {
         // Everything the archiver and one saver worker do per chunk, as they do it.
         let t = Instant::now();
         let mut pack = PackWriter::default();
+        let mut sealer = BlobSealer::new(1).unwrap();
         chunker
             .for_each_chunk(&mut data.as_slice(), &mut buf, |c| {
                 let id = key.blob_id(c);
-                pack.add(BlobKind::Data, id, c, Some(&mut comp), &cipher)?;
+                pack.add(BlobKind::Data, id, c, &mut sealer, &cipher)?;
                 if pack.len() > 16 << 20 {
                     black_box(std::mem::take(&mut pack).finish(&cipher)?);
                 }

@@ -87,6 +87,13 @@ impl LocalBackend {
         Ok(())
     }
 
+    /// A fresh name for a temporary file among the files of `kind` (packs: in `data/` itself).
+    /// Listings skip it, and [`LocalBackend::remove_stale_temp_files`] removes it if its
+    /// writer dies.
+    pub fn temp_path(&self, kind: FileKind) -> PathBuf {
+        temp_in(&self.root.join(kind.dir()))
+    }
+
     /// Write a whole file atomically (temp file, fsync, rename, fsync of the directory).
     pub fn write(&self, kind: FileKind, name: &str, data: &[u8]) -> Result<()> {
         write_atomic(&self.path(kind, name), data)
@@ -159,7 +166,7 @@ impl LocalBackend {
     /// Remove temporary files older than `max_age` left by killed writers.
     pub fn remove_stale_temp_files(&self, max_age: std::time::Duration) -> Result<usize> {
         let mut removed = 0;
-        let mut dirs: Vec<PathBuf> = ["keys", "snapshots", "index", "locks"]
+        let mut dirs: Vec<PathBuf> = ["keys", "snapshots", "index", "locks", "data"]
             .iter()
             .map(|d| self.root.join(d))
             .collect();
@@ -202,49 +209,45 @@ pub fn read_exact_at(f: &mut fs_err::File, offset: u64, len: usize) -> Result<Ve
     Ok(buf)
 }
 
+/// A fresh temporary file name in `dir`.
+fn temp_in(dir: &Path) -> PathBuf {
+    dir.join(format!(".tmp-{}", crate::id::Id::random().short()))
+}
+
+/// Create a new file that only its owner can read: repository files are the owner's alone
+/// (key files invite offline guessing).
+pub fn create_private(path: &Path) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| Error::io_at(path, e))
+}
+
 /// Write `data` to `path` so that `path` is either absent, its old contents, or all of `data`.
 pub fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
-    write_file(path, data, true)
-}
-
-/// Like [`write_atomic`], but leave syncing to the caller ([`sync_file`]): a process crash
-/// still never exposes a partial file, and the kernel writes the data back while the caller
-/// computes, instead of every file waiting for the disk.
-pub fn write_atomic_unsynced(path: &Path, data: &[u8]) -> Result<()> {
-    write_file(path, data, false)
-}
-
-/// fsync a file written with [`write_atomic_unsynced`].
-pub fn sync_file(path: &Path) -> Result<()> {
-    fs_err::File::open(path)?.sync_all()?;
-    Ok(())
-}
-
-fn write_file(path: &Path, data: &[u8], sync: bool) -> Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(".tmp-{}", crate::id::Id::random().short()));
+    let tmp = temp_in(dir);
     let result = (|| -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt;
-        // Repository files are the owner's alone: key files invite offline guessing.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(|e| Error::io_at(&tmp, e))?;
-        let mut f = fs_err::File::from_parts(f, &tmp);
+        let mut f = fs_err::File::from_parts(create_private(&tmp)?, &tmp);
         f.write_all(data)?;
-        if sync {
-            f.sync_all()?;
-        }
+        f.sync_all()?;
         drop(f);
         fs_err::rename(&tmp, path)?;
-        if sync { sync_dir(dir) } else { Ok(()) }
+        sync_dir(dir)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// fsync a file written without syncing (packs: the index that names them waits for this).
+pub fn sync_file(path: &Path) -> Result<()> {
+    fs_err::File::open(path)?.sync_all()?;
+    Ok(())
 }
 
 /// fsync a directory so a rename in it survives a power loss.

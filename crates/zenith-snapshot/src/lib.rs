@@ -11,6 +11,7 @@ pub mod chunker;
 pub mod copy;
 pub mod crypto;
 pub mod diff;
+pub mod direct;
 pub mod error;
 pub mod forget;
 pub mod id;

@@ -323,6 +323,7 @@ impl Repository {
             index,
             open: Vec::new(),
             dctx: zstd::bulk::Decompressor::new()?,
+            sealed: Vec::new(),
         })
     }
 
@@ -340,6 +341,8 @@ pub struct BlobReader<'r> {
     /// Recently used packs, most recent last.
     open: Vec<(u32, std::fs::File)>,
     dctx: zstd::bulk::Decompressor<'static>,
+    /// The sealed blob being read.
+    sealed: Vec<u8>,
 }
 
 impl BlobReader<'_> {
@@ -365,10 +368,16 @@ impl BlobReader<'_> {
                 self.open.len() - 1
             }
         };
-        let mut sealed = vec![0u8; loc.length as usize];
+        // One buffer for every blob read, grown and never cleared: no allocation and no
+        // zeroing per blob.
+        let len = loc.length as usize;
+        if self.sealed.len() < len {
+            self.sealed.resize(len, 0);
+        }
+        let sealed = &mut self.sealed[..len];
         self.open[pos]
             .1
-            .read_exact_at(&mut sealed, u64::from(loc.offset))
+            .read_exact_at(sealed, u64::from(loc.offset))
             .map_err(|e| {
                 Error::corrupt(
                     format!("pack {}", self.index.pack_id(loc.pack)),
@@ -376,7 +385,7 @@ impl BlobReader<'_> {
                 )
             })?;
         pack::open_blob_with(
-            &sealed,
+            sealed,
             kind,
             id,
             loc.compressed,

@@ -7,22 +7,24 @@
 //! are decoded), every file is created with `O_EXCL|O_NOFOLLOW`, every directory with a plain
 //! `mkdir`, all inside the new staging directory, so nothing can be written outside it.
 
+mod contents;
+
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde::Serialize;
+
+use self::contents::{FileJob, PART_CHUNKS, write_contents};
 
 use crate::archiver::{CreateOptions, ParentChoice, create};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::lock::Lock;
-use crate::pack::BlobKind;
 use crate::progress::Progress;
 use crate::repo::Repository;
 use crate::snapshot::Snapshot;
@@ -59,21 +61,6 @@ pub struct RestoreReport {
     /// Result of `--verify`, when asked.
     pub verified_files: Option<u64>,
 }
-
-/// One file's contents to write.
-struct FileJob {
-    path: PathBuf,
-    rel: PathBuf,
-    node: Node,
-    /// (offset, chunk id, length).
-    chunks: Vec<(u64, Id, u32)>,
-    /// Created during the walk because several workers write parts of it; its metadata is
-    /// set at the end, by path. Other files are created, written and finished by one worker.
-    shared: bool,
-}
-
-/// Pieces of work for the writer threads: up to this many chunks of one file.
-const SEGMENT_CHUNKS: usize = 64;
 
 /// Restore `snapshot` according to `opts`.
 pub fn restore(
@@ -478,7 +465,7 @@ impl Restorer<'_> {
             }
         }
         self.total += chunks.iter().map(|c| u64::from(c.2)).sum::<u64>();
-        let shared = chunks.len() > SEGMENT_CHUNKS;
+        let shared = chunks.len() > PART_CHUNKS;
         if shared {
             create_file(path)?
                 .set_len(node.size)
@@ -490,6 +477,7 @@ impl Restorer<'_> {
             node: node.clone(),
             chunks,
             shared,
+            writing: Mutex::new(()),
         });
         Ok(())
     }
@@ -589,143 +577,6 @@ fn set_meta(path: &Path, node: &Node, warnings: &mut Vec<String>) {
     if let Err(e) = filetime::set_symlink_file_times(path, mtime, mtime) {
         warnings.push(format!("{}: times: {e}", path.display()));
     }
-}
-
-/// A piece of work for a writer thread.
-#[derive(Clone, Copy)]
-enum Unit {
-    /// Create, write and finish a whole file.
-    Whole(usize),
-    /// Write chunks `from..to` of a shared file.
-    Part(usize, usize, usize),
-}
-
-/// Write every file's contents with `threads` workers; returns the damaged files and warnings.
-fn write_contents(
-    repo: &Repository,
-    jobs: &[FileJob],
-    threads: usize,
-    progress: &dyn Progress,
-) -> Result<(Vec<String>, Vec<String>)> {
-    let units: Vec<Unit> = jobs
-        .iter()
-        .enumerate()
-        .flat_map(|(i, j)| {
-            let parts: Vec<Unit> = if j.shared {
-                (0..j.chunks.len())
-                    .step_by(SEGMENT_CHUNKS)
-                    .map(|s| Unit::Part(i, s, (s + SEGMENT_CHUNKS).min(j.chunks.len())))
-                    .collect()
-            } else {
-                vec![Unit::Whole(i)]
-            };
-            parts
-        })
-        .collect();
-    let next = AtomicUsize::new(0);
-    let damaged = Mutex::new(Vec::new());
-    let warnings = Mutex::new(Vec::new());
-    let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(2, |n| n.get())
-    } else {
-        threads
-    };
-    let results: Vec<Result<()>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                s.spawn(|| -> Result<()> {
-                    let mut reader = repo.blob_reader()?;
-                    let mut warns = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(&unit) = units.get(i) else { break };
-                        let (job, from, to) = match unit {
-                            Unit::Whole(j) => (&jobs[j], 0, jobs[j].chunks.len()),
-                            Unit::Part(j, from, to) => (&jobs[j], from, to),
-                        };
-                        let outcome = write_unit(&mut reader, job, from, to, !job.shared, &mut warns, progress);
-                        if let Err(msg) = outcome {
-                            damaged.lock().expect("damaged list").push(msg);
-                        }
-                    }
-                    warnings.lock().expect("warnings").extend(warns);
-                    Ok(())
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .unwrap_or_else(|_| Err(Error::corrupt("restore", "a writer thread panicked")))
-            })
-            .collect()
-    });
-    for r in results {
-        r?;
-    }
-    let mut d = damaged.into_inner().unwrap_or_default();
-    d.sort();
-    d.dedup();
-    Ok((d, warnings.into_inner().unwrap_or_default()))
-}
-
-/// Write chunks `from..to` of a file; a whole (unshared) file is created here and finished
-/// (owner, mode, xattrs, times) through the same descriptor.
-fn write_unit(
-    reader: &mut crate::repo::BlobReader<'_>,
-    job: &FileJob,
-    from: usize,
-    to: usize,
-    whole: bool,
-    warnings: &mut Vec<String>,
-    progress: &dyn Progress,
-) -> std::result::Result<(), String> {
-    let opened = if whole {
-        create_file(&job.path).and_then(|f| {
-            if job.node.extents.is_some() {
-                f.set_len(job.node.size).map_err(|e| Error::io_at(&job.path, e))?;
-            }
-            Ok(f)
-        })
-    } else {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&job.path)
-            .map_err(|e| Error::io_at(&job.path, e))
-    };
-    let file = opened.map_err(|e| format!("{}: {e}", job.rel.display()))?;
-    let mut first_err = None;
-    for (off, id, len) in &job.chunks[from..to] {
-        match reader.read(BlobKind::Data, id) {
-            Ok(data) => {
-                if let Err(e) = file.write_all_at(&data, *off) {
-                    first_err.get_or_insert(format!("{}: {e}", job.rel.display()));
-                }
-            }
-            Err(e) => {
-                first_err.get_or_insert(format!(
-                    "{}: bytes {off}..{}: {e}",
-                    job.rel.display(),
-                    off + u64::from(*len)
-                ));
-            }
-        }
-        progress.inc(u64::from(*len));
-    }
-    if whole {
-        // A damaged chunk leaves a hole; the file keeps its full length all the same.
-        if first_err.is_some() || job.node.extents.is_none() && written_len(&job.chunks) != job.node.size {
-            let _ = file.set_len(job.node.size);
-        }
-        set_meta_fd(&file, &job.path, &job.node, warnings);
-    }
-    first_err.map_or(Ok(()), Err)
-}
-
-fn written_len(chunks: &[(u64, Id, u32)]) -> u64 {
-    chunks.last().map_or(0, |(off, _, len)| off + u64::from(*len))
 }
 
 /// Re-read restored files and compare each chunk with its id.

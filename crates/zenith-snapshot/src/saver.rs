@@ -4,19 +4,21 @@
 //! any instant leaves only unreferenced packs (which prune removes) and index entries that the
 //! next run reuses.
 
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
-use crate::backend::{FileKind, LocalBackend, sync_dir, sync_file, write_atomic_unsynced};
+use crate::backend::{FileKind, LocalBackend, create_private, sync_dir, sync_file};
 use crate::crypto::Cipher;
+use crate::direct::{BLOCK, DirectWriter};
 use crate::error::{Error, Result};
 use crate::id::{Id, IdMap};
 use crate::index::{IndexFile, IndexPack};
-use crate::pack::{BlobKind, PackEntry, PackWriter};
+use crate::pack::{BlobKind, BlobSealer, PackEntry, PackWriter};
 use crate::repo::Repository;
 
 /// Write an index file after this many packs, or after [`INDEX_FLUSH_EVERY`].
@@ -24,11 +26,7 @@ const INDEX_FLUSH_PACKS: usize = 4;
 const INDEX_FLUSH_EVERY: Duration = Duration::from_secs(10);
 
 enum Job {
-    Plain {
-        kind: BlobKind,
-        id: Id,
-        data: Vec<u8>,
-    },
+    Blobs(Segment),
     Sealed {
         kind: BlobKind,
         id: Id,
@@ -36,6 +34,47 @@ enum Job {
         compressed: bool,
         sealed: Vec<u8>,
     },
+}
+
+/// Blobs to store, cut from one buffer: the file readers hand new chunks over a segment at a
+/// time (about a MiB, many small files' chunks together), not one chunk at a time.
+pub struct Segment {
+    data: Vec<u8>,
+    blobs: Vec<SegmentBlob>,
+}
+
+struct SegmentBlob {
+    kind: BlobKind,
+    id: Id,
+    start: usize,
+    len: usize,
+}
+
+impl Segment {
+    /// The buffer, to fill; its length is its capacity, so it is reused without re-zeroing.
+    pub fn data_mut(&mut self) -> &mut Vec<u8> {
+        &mut self.data
+    }
+
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// Mark `data[start..start + len]` as a blob to store.
+    pub fn push(&mut self, kind: BlobKind, id: Id, start: usize, len: usize) {
+        debug_assert!(start + len <= self.data.len());
+        self.blobs.push(SegmentBlob { kind, id, start, len });
+    }
+
+    /// True when no blob is marked.
+    pub fn is_empty(&self) -> bool {
+        self.blobs.is_empty()
+    }
+}
+
+/// Size of the segment buffers readers fill (at least four of the largest chunks).
+pub fn segment_size(max_chunk: usize) -> usize {
+    (4 * max_chunk).max(1 << 20)
 }
 
 struct Shared {
@@ -47,8 +86,9 @@ struct Shared {
     blobs_added: AtomicU64,
     bytes_added: AtomicU64,
     bytes_stored: AtomicU64,
-    /// Buffers of stored packs, handed back to the workers so memory is reused, not regrown.
-    spare: Mutex<Vec<Vec<u8>>>,
+    /// Segment buffers the workers are done with, for the readers to fill again.
+    segments: Mutex<Vec<Vec<u8>>>,
+    segment_size: usize,
 }
 
 struct Pending {
@@ -77,8 +117,13 @@ pub struct BlobSaver {
     shared: Arc<Shared>,
 }
 
-/// A finished pack on its way to disk.
-type FinishedPack = (Id, Vec<u8>, Vec<PackEntry>);
+/// A pack written to a temporary file, on its way to its name and an index.
+struct FinishedPack {
+    tmp: PathBuf,
+    id: Id,
+    size: u64,
+    entries: Vec<PackEntry>,
+}
 
 impl BlobSaver {
     pub fn new(repo: &Repository, threads: usize) -> BlobSaver {
@@ -96,13 +141,14 @@ impl BlobSaver {
             blobs_added: AtomicU64::new(0),
             bytes_added: AtomicU64::new(0),
             bytes_stored: AtomicU64::new(0),
-            spare: Mutex::new(Vec::new()),
+            segments: Mutex::new(Vec::new()),
+            segment_size: segment_size(repo.config().chunker.max as usize),
         });
         let threads = threads.max(1);
-        let (tx, rx) = bounded::<Job>(threads * 8);
-        // One finished pack may wait while the writer syncs, so a sync does not stall the
-        // workers; a slow disk holds at most two packs beyond those being filled.
-        let (ptx, prx) = bounded::<FinishedPack>(1);
+        let (tx, rx) = bounded::<Job>(threads * 2);
+        // Finished packs are already in files: the writer names, syncs and indexes them, and
+        // a sync never stalls the workers.
+        let (ptx, prx) = unbounded::<FinishedPack>();
         let workers = (0..threads)
             .map(|_| {
                 let rx = rx.clone();
@@ -113,8 +159,8 @@ impl BlobSaver {
             .collect();
         let writer_shared = shared.clone();
         let writer = std::thread::spawn(move || {
-            for (id, bytes, entries) in prx {
-                store_pack(&writer_shared, id, bytes, entries)?;
+            for pack in prx {
+                store_pack(&writer_shared, pack)?;
             }
             Ok(())
         });
@@ -128,7 +174,31 @@ impl BlobSaver {
 
     /// Queue a blob for storage. The caller has already made sure it is new.
     pub fn save(&self, kind: BlobKind, id: Id, data: Vec<u8>) -> Result<()> {
-        self.send(Job::Plain { kind, id, data })
+        let len = data.len();
+        let mut segment = Segment {
+            data,
+            blobs: Vec::with_capacity(1),
+        };
+        segment.push(kind, id, 0, len);
+        self.send(Job::Blobs(segment))
+    }
+
+    /// An empty segment whose buffer is [`segment_size`] bytes long.
+    pub fn segment(&self) -> Segment {
+        let data = self.shared.segments.lock().expect("segment pool").pop();
+        Segment {
+            data: data.unwrap_or_else(|| vec![0; self.shared.segment_size]),
+            blobs: Vec::new(),
+        }
+    }
+
+    /// Queue the blobs a segment marks for storage; the caller has made sure each is new.
+    pub fn save_segment(&self, segment: Segment) -> Result<()> {
+        if segment.is_empty() {
+            self.shared.recycle(segment.data);
+            return Ok(());
+        }
+        self.send(Job::Blobs(segment))
     }
 
     /// Queue an already sealed blob (copied from a repository with the same keys' chunking).
@@ -202,83 +272,163 @@ impl Drop for BlobSaver {
     }
 }
 
+impl Shared {
+    fn count(&self, raw: u64, stored: u64) {
+        self.blobs_added.fetch_add(1, Ordering::Relaxed);
+        self.bytes_added.fetch_add(raw, Ordering::Relaxed);
+        self.bytes_stored.fetch_add(stored, Ordering::Relaxed);
+    }
+
+    /// Keep a segment buffer for reuse (only the standard size; a few are enough).
+    fn recycle(&self, data: Vec<u8>) {
+        if data.len() == self.segment_size {
+            let mut pool = self.segments.lock().expect("segment pool");
+            if pool.len() < 16 {
+                pool.push(data);
+            }
+        }
+    }
+}
+
 fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -> Result<()> {
-    let mut compressor = if shared.compression > 0 {
-        Some(zstd::bulk::Compressor::new(shared.compression)?)
-    } else {
-        None
-    };
-    // Pack buffers are sized once for a full pack and then reused: growing them by doubling
-    // would leave freed copies behind in every thread's allocator arena.
-    let capacity = shared.pack_size + (1 << 20);
-    let fresh = || PackWriter::with_buffer(Vec::with_capacity(capacity));
-    let mut data_pack = fresh();
-    let mut tree_pack = PackWriter::default();
-    for job in rx {
-        let kind = match &job {
-            Job::Plain { kind, .. } | Job::Sealed { kind, .. } => *kind,
-        };
-        let pack = if kind == BlobKind::Data {
-            &mut data_pack
-        } else {
-            &mut tree_pack
-        };
-        let (raw, stored) = match job {
-            Job::Plain { kind, id, data } => {
-                let stored = pack.add(kind, id, &data, compressor.as_mut(), &shared.cipher)?;
-                (data.len() as u64, u64::from(stored))
+    let mut sealer = BlobSealer::new(shared.compression)?;
+    let mut data_pack = StreamedPack::default();
+    let mut tree_pack = StreamedPack::default();
+    let result = (|| -> Result<()> {
+        for job in &rx {
+            match job {
+                Job::Blobs(segment) => {
+                    for b in &segment.blobs {
+                        let pack = if b.kind == BlobKind::Data {
+                            &mut data_pack
+                        } else {
+                            &mut tree_pack
+                        };
+                        let plain = &segment.data[b.start..b.start + b.len];
+                        let stored = pack.pack.add(b.kind, b.id, plain, &mut sealer, &shared.cipher)?;
+                        shared.count(b.len as u64, u64::from(stored));
+                        pack.grown(&shared, &packs)?;
+                    }
+                    shared.recycle(segment.data);
+                }
+                Job::Sealed {
+                    kind,
+                    id,
+                    raw_len,
+                    compressed,
+                    sealed,
+                } => {
+                    let pack = if kind == BlobKind::Data {
+                        &mut data_pack
+                    } else {
+                        &mut tree_pack
+                    };
+                    pack.pack.add_sealed(kind, id, raw_len, compressed, &sealed);
+                    shared.count(u64::from(raw_len), sealed.len() as u64);
+                    pack.grown(&shared, &packs)?;
+                }
             }
-            Job::Sealed {
-                kind,
-                id,
-                raw_len,
-                compressed,
-                sealed,
-            } => {
-                pack.add_sealed(kind, id, raw_len, compressed, &sealed);
-                (u64::from(raw_len), sealed.len() as u64)
+        }
+        for pack in [&mut data_pack, &mut tree_pack] {
+            if !pack.pack.is_empty() {
+                pack.ship(&shared, &packs)?;
             }
-        };
-        shared.blobs_added.fetch_add(1, Ordering::Relaxed);
-        shared.bytes_added.fetch_add(raw, Ordering::Relaxed);
-        shared.bytes_stored.fetch_add(stored, Ordering::Relaxed);
-        if pack.len() >= shared.pack_size {
-            let spare = shared.spare.lock().expect("spare lock").pop();
-            let next = spare.map_or_else(fresh, PackWriter::with_buffer);
-            let full = std::mem::replace(pack, next);
-            send_pack(&packs, full.finish(&shared.cipher)?)?;
         }
+        Ok(())
+    })();
+    if result.is_err() {
+        data_pack.discard();
+        tree_pack.discard();
     }
-    for pack in [data_pack, tree_pack] {
-        if !pack.is_empty() {
-            send_pack(&packs, pack.finish(&shared.cipher)?)?;
-        }
-    }
-    Ok(())
+    result
 }
 
-fn send_pack(packs: &Sender<FinishedPack>, pack: FinishedPack) -> Result<()> {
-    packs
-        .send(pack)
-        .map_err(|_| Error::corrupt("pack writer", "stopped early; see the error that follows"))
+/// Bytes a worker gathers before writing them to its pack's file.
+const SPILL: usize = 1 << 20;
+
+/// A pack being filled by one worker and written to a temporary file as it grows, so a worker
+/// holds about a MiB of it in memory, not the whole pack. Whole blocks are written around the
+/// page cache ([`crate::direct`]); the pack's hash is computed on the way.
+#[derive(Default)]
+struct StreamedPack {
+    pack: PackWriter,
+    file: Option<(PathBuf, DirectWriter)>,
 }
 
-fn store_pack(shared: &Shared, id: Id, bytes: Vec<u8>, entries: Vec<PackEntry>) -> Result<()> {
-    let path = shared.backend.path(FileKind::Pack, &id.to_hex());
-    write_atomic_unsynced(&path, &bytes)?;
-    let size = bytes.len() as u64;
-    {
-        let mut spare = shared.spare.lock().expect("spare lock");
-        if spare.len() < 2 {
-            spare.push(bytes);
+impl StreamedPack {
+    /// After a blob was added: write out what has gathered, and ship the pack once full.
+    fn grown(&mut self, shared: &Shared, packs: &Sender<FinishedPack>) -> Result<()> {
+        if self.pack.len() >= shared.pack_size {
+            return self.ship(shared, packs);
         }
+        if self.pack.pending() >= SPILL {
+            // Whole blocks only, so every direct write starts at an aligned offset.
+            let n = self.pack.pending() / BLOCK * BLOCK;
+            let offset = self.pack.taken();
+            self.open(shared)?;
+            let (path, file) = self.file.as_mut().expect("the pack's file is open");
+            self.pack.take_bytes(n, |bytes| {
+                file.write_at(bytes, offset).map_err(|e| Error::io_at(&*path, e))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Make the pack's temporary file if it has none yet.
+    fn open(&mut self, shared: &Shared) -> Result<()> {
+        if self.file.is_none() {
+            self.file = Some(create_temp_pack(&shared.backend)?);
+        }
+        Ok(())
+    }
+
+    /// Finish the pack and hand it to the writer; start the next one.
+    fn ship(&mut self, shared: &Shared, packs: &Sender<FinishedPack>) -> Result<()> {
+        let pack = std::mem::take(&mut self.pack);
+        let offset = pack.taken();
+        let (id, tail, entries) = pack.finish(&shared.cipher)?;
+        let size = offset + tail.len() as u64;
+        self.open(shared)?;
+        let (tmp, mut file) = self.file.take().expect("the pack's file is open");
+        if let Err(e) = file.write_at(&tail, offset) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(Error::io_at(&tmp, e));
+        }
+        // The buffer's memory stays with the worker for the next pack.
+        self.pack = PackWriter::with_buffer(tail);
+        packs
+            .send(FinishedPack { tmp, id, size, entries })
+            .map_err(|_| Error::corrupt("pack writer", "stopped early; see the error that follows"))
+    }
+
+    /// Remove the temporary file of a pack that will not be finished.
+    fn discard(&mut self) {
+        if let Some((path, _)) = self.file.take() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A new temporary file for a pack, in the packs' directory.
+fn create_temp_pack(backend: &LocalBackend) -> Result<(PathBuf, DirectWriter)> {
+    let path = backend.temp_path(FileKind::Pack);
+    let writer = DirectWriter::new(create_private(&path)?, &path);
+    Ok((path, writer))
+}
+
+/// Give a written pack its name and record it for the next index file.
+fn store_pack(shared: &Shared, pack: FinishedPack) -> Result<()> {
+    let path = shared.backend.path(FileKind::Pack, &pack.id.to_hex());
+    if let Err(e) = std::fs::rename(&pack.tmp, &path) {
+        let _ = std::fs::remove_file(&pack.tmp);
+        return Err(Error::io_at(&path, e));
     }
     {
         let mut pending = shared.pending.lock().expect("index lock");
         pending.packs.push(IndexPack {
-            id,
-            size,
-            blobs: entries,
+            id: pack.id,
+            size: pack.size,
+            blobs: pack.entries,
         });
         pending.unsynced.push(path);
     }

@@ -138,6 +138,48 @@ fn a_damaged_file_fails_to_restore_loudly_and_the_rest_restores() {
 }
 
 #[test]
+fn a_damaged_chunk_inside_a_large_file_costs_only_that_chunk() {
+    // A file of many chunks is restored in parts by several threads; one damaged chunk in
+    // the middle leaves a hole of its size, named, and every other byte in place.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let data = noise(24 << 20, 8);
+    std::fs::write(src.join("large"), &data).unwrap();
+    let dir = tmp.path().join("repo");
+    let repo = init_repo(&dir);
+    let snap = snapshot(&repo, &[&src]).snapshot;
+    let root = repo.load_tree(&snap.tree).unwrap();
+    let top = repo.load_tree(&root.nodes[0].subtree.unwrap()).unwrap();
+    let node = &top.nodes[0];
+    assert!(node.content.len() > 128, "{} chunks", node.content.len());
+    let index = repo.index().unwrap();
+    let victim = node.content.len() / 2;
+    let start: u64 = node.content[..victim]
+        .iter()
+        .map(|id| u64::from(index.get(id).unwrap().raw_len))
+        .sum();
+    let loc = *index.get(&node.content[victim]).unwrap();
+    let pack = repo.pack_path(index.pack_id(loc.pack));
+    let mut bytes = std::fs::read(&pack).unwrap();
+    bytes[loc.offset as usize + 40] ^= 0x80;
+    std::fs::write(&pack, bytes).unwrap();
+
+    let repo = Repository::open(&dir, &password()).unwrap();
+    let target = tmp.path().join("out");
+    let r = restore_to(&repo, &snap, &target);
+    assert_eq!(r.damaged.len(), 1, "{:?}", r.damaged);
+    assert!(r.damaged[0].contains(&format!("bytes {start}..")), "{:?}", r.damaged);
+    let got = std::fs::read(target.join("large")).unwrap();
+    assert_eq!(got.len(), data.len());
+    let end = (start + u64::from(loc.raw_len)) as usize;
+    let start = start as usize;
+    assert_eq!(got[..start], data[..start]);
+    assert!(got[start..end].iter().all(|&b| b == 0), "the damaged chunk is a hole");
+    assert_eq!(got[end..], data[end..]);
+}
+
+#[test]
 fn a_wrong_password_is_a_clear_error() {
     let tmp = tempfile::tempdir().unwrap();
     init_repo(&tmp.path().join("repo"));

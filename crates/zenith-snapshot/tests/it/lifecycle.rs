@@ -114,3 +114,32 @@ fn copy_moves_snapshots_with_and_without_shared_chunking() {
     }
     make_writable(tmp.path());
 }
+
+#[test]
+fn temporary_files_of_killed_writers_are_unlisted_and_removed_once_old() {
+    // A writer killed mid-pack leaves `data/.tmp-*`: never listed as a pack, and removed once
+    // old; a fresh one (perhaps a live writer's) stays.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("repo");
+    let repo = init_repo(&dir);
+    let old_pack = repo.backend().temp_path(zenith_snapshot::backend::FileKind::Pack);
+    assert_eq!(old_pack.parent(), Some(dir.join("data").as_path()));
+    let old_index = dir.join("index/.tmp-0badc0de");
+    let fresh_pack = repo.backend().temp_path(zenith_snapshot::backend::FileKind::Pack);
+    for p in [&old_pack, &old_index, &fresh_pack] {
+        std::fs::write(p, b"half a file").unwrap();
+    }
+    let day_ago = filetime::FileTime::from_unix_time(filetime::FileTime::now().unix_seconds() - 86_400, 0);
+    for p in [&old_pack, &old_index] {
+        filetime::set_file_mtime(p, day_ago).unwrap();
+    }
+    let packs = repo.backend().list(zenith_snapshot::backend::FileKind::Pack).unwrap();
+    assert!(packs.is_empty(), "{packs:?}");
+    let removed = repo
+        .backend()
+        .remove_stale_temp_files(std::time::Duration::from_secs(3600))
+        .unwrap();
+    assert_eq!(removed, 2);
+    assert!(!old_pack.exists() && !old_index.exists());
+    assert!(fresh_pack.exists());
+}

@@ -52,6 +52,56 @@ fn unchanged_files_are_not_read_again() {
 }
 
 #[test]
+fn many_files_large_and_small_are_stored_once_and_read_again_only_when_asked() {
+    // Large files span several segments and restore in parts; small ones share segments;
+    // equal contents are stored once; a forced re-read of the same data stores nothing.
+    let tmp = tempfile::tempdir().unwrap();
+    let src = tmp.path().join("src");
+    std::fs::create_dir_all(src.join("small/deeper")).unwrap();
+    let big = noise(9 << 20, 11);
+    std::fs::write(src.join("big"), &big).unwrap();
+    std::fs::write(src.join("big-copy"), &big).unwrap();
+    std::fs::write(src.join("text"), "zenith keeps state safe\n".repeat(200_000)).unwrap();
+    for i in 0..600u64 {
+        let dir = if i % 3 == 0 { "small/deeper" } else { "small" };
+        std::fs::write(
+            src.join(dir).join(format!("f{i}")),
+            noise(100 + (i as usize * 37) % 5000, i),
+        )
+        .unwrap();
+    }
+    std::fs::write(src.join("small/empty"), b"").unwrap();
+    let repo = init_repo(&tmp.path().join("repo"));
+    let first = snapshot(&repo, &[&src]).snapshot;
+    let s = &first.summary;
+    assert_eq!(s.files, 604);
+    assert_eq!(s.bytes_read, s.bytes);
+    // The copy of the big file adds nothing: what was added is less than the data read
+    // by at least the copy's size.
+    assert!(s.bytes_added <= s.bytes - big.len() as u64, "{s:?}");
+
+    let forced = zenith_snapshot::archiver::create(
+        &repo,
+        &zenith_snapshot::archiver::CreateOptions {
+            paths: vec![src.clone()],
+            parent: zenith_snapshot::archiver::ParentChoice::None,
+            ..Default::default()
+        },
+        &zenith_snapshot::progress::NoProgress,
+    )
+    .unwrap()
+    .snapshot;
+    assert_eq!(forced.summary.bytes_read, s.bytes, "everything read again");
+    assert_eq!(forced.summary.blobs_added, 0, "{:?}", forced.summary);
+    assert_eq!(forced.tree, first.tree);
+
+    let target = tmp.path().join("out");
+    let r = restore_to(&repo, &forced, &target);
+    assert!(r.damaged.is_empty() && r.warnings.is_empty(), "{r:?}");
+    assert_same_tree(&src, &target);
+}
+
+#[test]
 fn restore_in_place_keeps_a_pre_restore_snapshot_and_swaps_whole() {
     let tmp = tempfile::tempdir().unwrap();
     let src = tmp.path().join("state");
