@@ -29,6 +29,22 @@ impl Default for ChunkerParams {
 }
 
 impl ChunkerParams {
+    /// Chunks averaging `avg` bytes, from a quarter to four times that; `avg` must be a power
+    /// of two from 4 KiB to 4 MiB.
+    pub fn with_average(avg: u64) -> std::result::Result<ChunkerParams, String> {
+        if !avg.is_power_of_two() || !(4 << 10..=4 << 20).contains(&avg) {
+            return Err("the average chunk size must be a power of two from 4KiB to 4MiB".into());
+        }
+        let avg = avg as u32;
+        let params = ChunkerParams {
+            min: avg / 4,
+            avg,
+            max: avg * 4,
+        };
+        params.validate()?;
+        Ok(params)
+    }
+
     /// Check the bounds are ones FastCDC accepts.
     pub fn validate(&self) -> std::result::Result<(), String> {
         use fastcdc::v2020::{AVERAGE_MAX, AVERAGE_MIN, MAXIMUM_MAX, MAXIMUM_MIN, MINIMUM_MAX, MINIMUM_MIN};
@@ -185,6 +201,16 @@ mod tests {
         }
         let avg = data.len() / chunks.len();
         assert!((40_000..100_000).contains(&avg), "average chunk {avg}");
+    }
+
+    #[test]
+    fn average_sizes_are_powers_of_two_in_range() {
+        assert_eq!(ChunkerParams::with_average(64 << 10).unwrap(), ChunkerParams::default());
+        let small = ChunkerParams::with_average(4 << 10).unwrap();
+        assert_eq!((small.min, small.avg, small.max), (1 << 10, 4 << 10, 16 << 10));
+        for bad in [0, 1000, 2 << 10, 48 << 10, 8 << 20] {
+            assert!(ChunkerParams::with_average(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -23,8 +23,14 @@ pub enum RepoCommand {
         compression: i32,
         /// Cut and name data as this other repository does, so `snapshot copy` between the
         /// two moves blobs without re-chunking (its password: ZENITH_OTHER_PASSWORD, or the same).
-        #[arg(long, value_name = "REPO")]
+        #[arg(long, value_name = "REPO", conflicts_with = "chunk_size")]
         copy_chunker_params: Option<PathBuf>,
+        /// Average chunk size, a power of two from 4KiB to 4MiB (default 64KiB; chunks range
+        /// from a quarter to four times it). Smaller chunks store less again when a large
+        /// file changes in scattered places (databases, disk images), at the price of a
+        /// larger index.
+        #[arg(long, value_name = "SIZE")]
+        chunk_size: Option<bytesize::ByteSize>,
         /// Target size of pack files in MiB (1–1024). Larger packs mean fewer files.
         #[arg(long, default_value_t = 16, value_name = "MIB")]
         pack_size: u32,
@@ -59,11 +65,17 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
         RepoCommand::Init {
             compression,
             copy_chunker_params,
+            chunk_size,
             pack_size,
         } => {
             if !(1..=1024).contains(&pack_size) {
                 return Err(crate::exit::usage("--pack-size takes 1 to 1024 (MiB)").into());
             }
+            let chunker = match chunk_size {
+                Some(size) => ChunkerParams::with_average(size.as_u64())
+                    .map_err(|e| crate::exit::usage(format!("--chunk-size {size}: {e}")))?,
+                None => ChunkerParams::default(),
+            };
             let path = args.path()?;
             let pw = password(
                 env::ZENITH_PASSWORD,
@@ -82,7 +94,7 @@ pub fn run(cmd: RepoCommand, args: &RepoArgs, out: Out) -> CmdResult {
                 compression,
                 pack_size: pack_size << 20,
                 kdf: kdf(),
-                chunker: ChunkerParams::default(),
+                chunker,
             };
             let repo = Repository::init(&path, &pw, &opts, other.as_ref())?;
             if out.json() {

@@ -112,6 +112,39 @@ fn bad_input_gets_clear_errors_and_exit_codes() {
 }
 
 #[test]
+fn chunk_size_is_chosen_at_init_and_checked() {
+    let env = Env::empty();
+    for bad in ["48KiB", "1KiB", "8MiB", "lots"] {
+        let err = env.fails(&["repo", "init", "--chunk-size", bad], 2);
+        assert!(err.contains("chunk"), "{bad}: {err}");
+    }
+    assert!(!env.repo().join("config").exists(), "a refused init writes nothing");
+    let err = env.fails(
+        &[
+            "repo",
+            "init",
+            "--chunk-size",
+            "16KiB",
+            "--copy-chunker-params",
+            "elsewhere",
+        ],
+        2,
+    );
+    assert!(err.contains("cannot be used with"), "{err}");
+    let init = env.json(&["repo", "init", "--chunk-size", "16KiB"]);
+    let chunker = &init["config"]["chunker"];
+    assert_eq!(
+        (&chunker["min"], &chunker["avg"], &chunker["max"]),
+        (&4096.into(), &16384.into(), &65536.into())
+    );
+    // Data written with smaller chunks reads back whole.
+    env.write("data/db", &noise(3 << 20, 4));
+    env.ok(&["snapshot", "create", "data"]);
+    env.ok(&["snapshot", "restore", "latest", "--target", "out"]);
+    assert_eq!(std::fs::read(env.path("out/db")).unwrap(), noise(3 << 20, 4));
+}
+
+#[test]
 fn password_file_and_keys() {
     let env = Env::new();
     env.write("pw", b"secret\n");
