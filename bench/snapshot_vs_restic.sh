@@ -33,6 +33,9 @@ Options:
   --tools LIST    comma-separated subset of "zenith,restic" (default both)
   --zenith PATH   zenith binary (default: $ZENITH, else target/release/zenith,
                   resolved against the current directory, then the project root)
+  --zenith-init ARGS
+                  extra arguments for zenith's repo init, e.g. "--chunk-size 16KiB"
+                  (default: none, zenith's defaults)
   --bench-dir DIR parent directory for the work dir (default: $BENCH_DIR, else
                   $TMPDIR or /tmp if disk-backed, else /var/tmp)
   --out FILE      where to write the Markdown report
@@ -69,6 +72,7 @@ KEEP=0
 FORCE_LOW_SPACE=0
 WAIT_IDLE=0
 ZENITH_ARG="${ZENITH:-target/release/zenith}"
+ZENITH_INIT=()
 BENCH_PARENT="${BENCH_DIR:-}"
 OUT="$SCRIPT_DIR/results/latest.md"
 
@@ -84,6 +88,8 @@ while (($#)); do
         --tools=*) TOOLS="${1#*=}"; shift ;;
         --zenith) [[ $# -ge 2 ]] || die "--zenith needs a value"; ZENITH_ARG="$2"; shift 2 ;;
         --zenith=*) ZENITH_ARG="${1#*=}"; shift ;;
+        --zenith-init) [[ $# -ge 2 ]] || die "--zenith-init needs a value"; read -r -a ZENITH_INIT <<<"$2"; shift 2 ;;
+        --zenith-init=*) read -r -a ZENITH_INIT <<<"${1#*=}"; shift ;;
         --bench-dir) [[ $# -ge 2 ]] || die "--bench-dir needs a value"; BENCH_PARENT="$2"; shift 2 ;;
         --bench-dir=*) BENCH_PARENT="${1#*=}"; shift ;;
         --out) [[ $# -ge 2 ]] || die "--out needs a value"; OUT="$2"; shift 2 ;;
@@ -469,7 +475,7 @@ tool_cmd() { # tool op -> sets CMD array
         restic:init) CMD=(restic init) ;;
         restic:snap1|restic:snap2) CMD=(restic backup "$CORPUS") ;;
         restic:restore) CMD=(restic restore latest --target "$RESTORE") ;;
-        zenith:init) CMD=("$ZENITH_BIN" repo init) ;;
+        zenith:init) CMD=("$ZENITH_BIN" repo init "${ZENITH_INIT[@]}") ;;
         zenith:snap1|zenith:snap2) CMD=("$ZENITH_BIN" snapshot create "$CORPUS") ;;
         zenith:restore) CMD=("$ZENITH_BIN" snapshot restore latest --target "$RESTORE" --no-backup) ;;
         *) echo "internal error: tool_cmd $tool $op" >&2; exit 2 ;;
