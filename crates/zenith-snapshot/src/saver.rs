@@ -299,11 +299,7 @@ fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -
             match job {
                 Job::Blobs(segment) => {
                     for b in &segment.blobs {
-                        let pack = if b.kind == BlobKind::Data {
-                            &mut data_pack
-                        } else {
-                            &mut tree_pack
-                        };
+                        let pack = pack_for(b.kind, &mut data_pack, &mut tree_pack);
                         let plain = &segment.data[b.start..b.start + b.len];
                         let stored = pack.pack.add(b.kind, b.id, plain, &mut sealer, &shared.cipher)?;
                         shared.count(b.len as u64, u64::from(stored));
@@ -318,11 +314,7 @@ fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -
                     compressed,
                     sealed,
                 } => {
-                    let pack = if kind == BlobKind::Data {
-                        &mut data_pack
-                    } else {
-                        &mut tree_pack
-                    };
+                    let pack = pack_for(kind, &mut data_pack, &mut tree_pack);
                     pack.pack.add_sealed(kind, id, raw_len, compressed, &sealed);
                     shared.count(u64::from(raw_len), sealed.len() as u64);
                     pack.grown(&shared, &packs)?;
@@ -341,6 +333,14 @@ fn worker(rx: Receiver<Job>, packs: Sender<FinishedPack>, shared: Arc<Shared>) -
         tree_pack.discard();
     }
     result
+}
+
+/// Data and trees go to packs of their own, so reading trees touches few packs.
+fn pack_for<'p>(kind: BlobKind, data: &'p mut StreamedPack, trees: &'p mut StreamedPack) -> &'p mut StreamedPack {
+    match kind {
+        BlobKind::Data => data,
+        BlobKind::Tree => trees,
+    }
 }
 
 /// Bytes a worker gathers before writing them to its pack's file.

@@ -103,8 +103,8 @@ pub(super) fn reader_thread(ctx: &ReadCtx<'_>, jobs: &Receiver<Batch>, done: &Se
 /// Reads files into a segment buffer and cuts them into chunks there.
 ///
 /// The buffer holds `[0, cut)`: bytes of chunks already cut (the new ones are marked in the
-/// segment), and `[cut, filled)`: bytes read but not cut yet, always less than a maximal
-/// chunk between files.
+/// segment), and `[cut, filled)`: bytes of the file being read that are not cut yet (none
+/// between files).
 pub(super) struct FileReader<'a> {
     ctx: &'a ReadCtx<'a>,
     segment: Segment,
