@@ -30,10 +30,11 @@ impl Default for ChunkerParams {
 
 impl ChunkerParams {
     /// Chunks averaging `avg` bytes, from a quarter to four times that; `avg` must be a power
-    /// of two from 4 KiB to 4 MiB.
+    /// of two from 4 KiB to 1 MiB (restic's size; larger chunks would make every buffer that
+    /// holds a few chunks large).
     pub fn with_average(avg: u64) -> std::result::Result<ChunkerParams, String> {
-        if !avg.is_power_of_two() || !(4 << 10..=4 << 20).contains(&avg) {
-            return Err("the average chunk size must be a power of two from 4KiB to 4MiB".into());
+        if !avg.is_power_of_two() || !(4 << 10..=1 << 20).contains(&avg) {
+            return Err("the average chunk size must be a power of two from 4KiB to 1MiB".into());
         }
         let avg = avg as u32;
         let params = ChunkerParams {
@@ -208,7 +209,7 @@ mod tests {
         assert_eq!(ChunkerParams::with_average(64 << 10).unwrap(), ChunkerParams::default());
         let small = ChunkerParams::with_average(4 << 10).unwrap();
         assert_eq!((small.min, small.avg, small.max), (1 << 10, 4 << 10, 16 << 10));
-        for bad in [0, 1000, 2 << 10, 48 << 10, 8 << 20] {
+        for bad in [0, 1000, 2 << 10, 48 << 10, 2 << 20] {
             assert!(ChunkerParams::with_average(bad).is_err(), "{bad}");
         }
     }

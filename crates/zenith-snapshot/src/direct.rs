@@ -28,8 +28,9 @@ pub struct DirectWriter {
 
 impl DirectWriter {
     /// Write to `buffered`, the open file at `path`; direct writes use a second descriptor of
-    /// the same file, when it can be opened with `O_DIRECT`.
-    pub fn new(buffered: File, path: &Path) -> DirectWriter {
+    /// the same file, when it can be opened with `O_DIRECT`. `staging` is memory to reuse
+    /// (see [`DirectWriter::into_staging`]).
+    pub fn new(buffered: File, path: &Path, staging: Vec<u8>) -> DirectWriter {
         let direct = std::fs::OpenOptions::new()
             .write(true)
             .custom_flags((rustix::fs::OFlags::DIRECT | rustix::fs::OFlags::NOFOLLOW).bits() as i32)
@@ -38,8 +39,13 @@ impl DirectWriter {
         DirectWriter {
             buffered,
             direct,
-            staging: Vec::new(),
+            staging,
         }
+    }
+
+    /// The staging memory, for the next writer.
+    pub fn into_staging(self) -> Vec<u8> {
+        self.staging
     }
 
     /// The descriptor that goes through the page cache.
@@ -67,14 +73,14 @@ impl DirectWriter {
             return write_all_vectored_at(&self.buffered, &slices(pieces, 0, total), offset);
         }
         write_all_vectored_at(&self.buffered, &slices(pieces, 0, head), offset)?;
-        let done = self.write_direct(&slices(pieces, head, head + whole), offset + head as u64);
+        let done = self.write_direct(&slices(pieces, head, head + whole), offset + head as u64)?;
         let rest = head + done;
         write_all_vectored_at(&self.buffered, &slices(pieces, rest, total), offset + rest as u64)
     }
 
     /// Write whole blocks directly as far as possible; returns how many bytes were written.
-    fn write_direct(&mut self, pieces: &[&[u8]], offset: u64) -> usize {
-        let Some(direct) = &self.direct else { return 0 };
+    fn write_direct(&mut self, pieces: &[&[u8]], offset: u64) -> std::io::Result<usize> {
+        let Some(direct) = &self.direct else { return Ok(0) };
         let len: usize = pieces.iter().map(|p| p.len()).sum();
         if self.staging.len() < len + BLOCK {
             self.staging.resize(len + BLOCK, 0);
@@ -93,18 +99,28 @@ impl DirectWriter {
                 // Only whole blocks can go on directly; a short write leaves the rest to the
                 // page cache.
                 Ok(n) if n > 0 && (done + n).is_multiple_of(BLOCK) => done += n,
-                Ok(n) => return done + n,
+                Ok(n) => return Ok(done + n),
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(_) => {
-                    // Refused (the file system or device wants something else): the page cache
-                    // takes everything from now on, and reports any real error itself.
+                Err(e) if refused(&e) => {
+                    // The file system or device wants something else: the page cache takes
+                    // everything from now on.
                     self.direct = None;
-                    return done;
+                    return Ok(done);
                 }
+                Err(e) => return Err(e),
             }
         }
-        done
+        Ok(done)
     }
+}
+
+/// Whether a direct write failed because direct I/O is not possible here (rather than for a
+/// reason that writing through the page cache would meet as well, such as a full disk).
+fn refused(e: &std::io::Error) -> bool {
+    matches!(
+        rustix::io::Errno::from_io_error(e),
+        Some(rustix::io::Errno::INVAL | rustix::io::Errno::OPNOTSUPP)
+    )
 }
 
 /// The bytes `from..to` of the concatenation of `pieces`, as slices of them.
@@ -150,7 +166,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
         let file = std::fs::File::create(&path).unwrap();
-        let mut w = DirectWriter::new(file, &path);
+        let mut w = DirectWriter::new(file, &path, Vec::new());
         let mut want = Vec::new();
         for &(offset, len) in pieces {
             let data: Vec<u8> = (0..len).map(|i| (i as u64 * 31 + offset) as u8).collect();
@@ -170,7 +186,7 @@ mod tests {
     fn pieces_are_written_as_their_concatenation() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f");
-        let mut w = DirectWriter::new(std::fs::File::create(&path).unwrap(), &path);
+        let mut w = DirectWriter::new(std::fs::File::create(&path).unwrap(), &path, Vec::new());
         let parts: Vec<Vec<u8>> = [10, 5000, 3 * BLOCK, 1, 70_000]
             .iter()
             .map(|&n| vec![n as u8; n])

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use self::contents::{FileJob, PART_CHUNKS, write_contents};
+use self::contents::{FileJob, part_starts, write_contents};
 
 use crate::archiver::{CreateOptions, ParentChoice, create};
 use crate::error::{Error, Result};
@@ -465,7 +465,7 @@ impl Restorer<'_> {
             }
         }
         self.total += chunks.iter().map(|c| u64::from(c.2)).sum::<u64>();
-        let shared = chunks.len() > PART_CHUNKS;
+        let shared = part_starts(&chunks).len() > 1;
         if shared {
             create_file(path)?
                 .set_len(node.size)

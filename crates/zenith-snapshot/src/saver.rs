@@ -72,9 +72,9 @@ impl Segment {
     }
 }
 
-/// Size of the segment buffers readers fill (at least four of the largest chunks).
+/// Size of the segment buffers readers fill (at least two of the largest chunks).
 pub fn segment_size(max_chunk: usize) -> usize {
-    (4 * max_chunk).max(1 << 20)
+    (2 * max_chunk).max(1 << 20)
 }
 
 struct Shared {
@@ -159,10 +159,16 @@ impl BlobSaver {
             .collect();
         let writer_shared = shared.clone();
         let writer = std::thread::spawn(move || {
+            let mut result = Ok(());
             for pack in prx {
-                store_pack(&writer_shared, pack)?;
+                if result.is_ok() {
+                    result = store_pack(&writer_shared, pack);
+                } else {
+                    // After a failure, packs still coming are not kept: their temporary files go.
+                    let _ = std::fs::remove_file(&pack.tmp);
+                }
             }
-            Ok(())
+            result
         });
         BlobSaver {
             tx: Some(tx),
@@ -232,19 +238,14 @@ impl BlobSaver {
     /// Wait for every queued blob to be stored and indexed.
     pub fn finish(mut self) -> Result<SaveStats> {
         drop(self.tx.take());
-        let mut first_err = None;
-        let writer = self.writer.take();
-        for w in self.workers.drain(..).chain(writer) {
-            match w.join() {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => {
-                    first_err.get_or_insert(e);
-                }
-                Err(_) => {
-                    first_err.get_or_insert(Error::corrupt("blob saver", "a worker panicked"));
-                }
-            }
-        }
+        let joined = |w: JoinHandle<Result<()>>| {
+            w.join()
+                .unwrap_or_else(|_| Err(Error::corrupt("blob saver", "a worker panicked")))
+        };
+        let workers: Vec<Result<()>> = self.workers.drain(..).map(joined).collect();
+        let writer = self.writer.take().map_or(Ok(()), joined);
+        // The writer's error first: workers that lost the writer only say it stopped.
+        let first_err = writer.err().or_else(|| workers.into_iter().find_map(Result::err));
         // Index what was written even on error, so the next run reuses it.
         let flushed = flush_index(&self.shared, true);
         if let Some(e) = first_err {
@@ -353,6 +354,8 @@ const SPILL: usize = 1 << 20;
 struct StreamedPack {
     pack: PackWriter,
     file: Option<(PathBuf, DirectWriter)>,
+    /// Memory for direct writes, kept from one pack to the next.
+    staging: Vec<u8>,
 }
 
 impl StreamedPack {
@@ -377,7 +380,9 @@ impl StreamedPack {
     /// Make the pack's temporary file if it has none yet.
     fn open(&mut self, shared: &Shared) -> Result<()> {
         if self.file.is_none() {
-            self.file = Some(create_temp_pack(&shared.backend)?);
+            let path = shared.backend.temp_path(FileKind::Pack);
+            let writer = DirectWriter::new(create_private(&path)?, &path, std::mem::take(&mut self.staging));
+            self.file = Some((path, writer));
         }
         Ok(())
     }
@@ -390,15 +395,18 @@ impl StreamedPack {
         let size = offset + tail.len() as u64;
         self.open(shared)?;
         let (tmp, mut file) = self.file.take().expect("the pack's file is open");
-        if let Err(e) = file.write_at(&tail, offset) {
+        let written = file.write_at(&tail, offset);
+        self.staging = file.into_staging();
+        if let Err(e) = written {
             let _ = std::fs::remove_file(&tmp);
             return Err(Error::io_at(&tmp, e));
         }
         // The buffer's memory stays with the worker for the next pack.
         self.pack = PackWriter::with_buffer(tail);
-        packs
-            .send(FinishedPack { tmp, id, size, entries })
-            .map_err(|_| Error::corrupt("pack writer", "stopped early; see the error that follows"))
+        packs.send(FinishedPack { tmp, id, size, entries }).map_err(|failed| {
+            let _ = std::fs::remove_file(&failed.0.tmp);
+            Error::corrupt("pack writer", "stopped early; see the error that follows")
+        })
     }
 
     /// Remove the temporary file of a pack that will not be finished.
@@ -407,13 +415,6 @@ impl StreamedPack {
             let _ = std::fs::remove_file(path);
         }
     }
-}
-
-/// A new temporary file for a pack, in the packs' directory.
-fn create_temp_pack(backend: &LocalBackend) -> Result<(PathBuf, DirectWriter)> {
-    let path = backend.temp_path(FileKind::Pack);
-    let writer = DirectWriter::new(create_private(&path)?, &path);
-    Ok((path, writer))
 }
 
 /// Give a written pack its name and record it for the next index file.
@@ -443,9 +444,11 @@ fn flush_index(shared: &Shared, force: bool) -> Result<()> {
         return Ok(());
     }
     // Packs reach the disk before the index that names them.
+    // A failed sync leaves every pack unsynced (and unindexed), so no later flush can name a
+    // pack that is not on disk.
     let mut dirs = std::collections::BTreeSet::new();
-    for p in pending.unsynced.drain(..) {
-        sync_file(&p)?;
+    for p in &pending.unsynced {
+        sync_file(p)?;
         if let Some(d) = p.parent() {
             dirs.insert(d.to_path_buf());
         }
@@ -453,6 +456,7 @@ fn flush_index(shared: &Shared, force: bool) -> Result<()> {
     for d in dirs {
         sync_dir(&d)?;
     }
+    pending.unsynced.clear();
     let file = IndexFile {
         packs: std::mem::take(&mut pending.packs),
     };

@@ -20,8 +20,26 @@ use crate::progress::Progress;
 use crate::repo::{BlobReader, Repository};
 use crate::tree::Node;
 
-/// Pieces of work for the writer threads: up to this many chunks of one file.
-pub(super) const PART_CHUNKS: usize = 64;
+/// Pieces of work for the writer threads: up to this many chunks of one file, and no more
+/// bytes than [`PART_BYTES`] (beyond one chunk).
+const PART_CHUNKS: usize = 64;
+const PART_BYTES: u64 = 8 << 20;
+
+/// Where the parts of a file's chunks begin: consecutive runs of up to [`PART_CHUNKS`] chunks
+/// and [`PART_BYTES`] bytes. A file of more than one part is written by several threads.
+pub(super) fn part_starts(chunks: &[(u64, Id, u32)]) -> Vec<usize> {
+    let mut starts = vec![0];
+    let (mut n, mut bytes) = (0, 0u64);
+    for (i, c) in chunks.iter().enumerate() {
+        if n > 0 && (n == PART_CHUNKS || bytes + u64::from(c.2) > PART_BYTES) {
+            starts.push(i);
+            (n, bytes) = (0, 0);
+        }
+        n += 1;
+        bytes += u64::from(c.2);
+    }
+    starts
+}
 
 /// One file's contents to write.
 pub(super) struct FileJob {
@@ -54,12 +72,9 @@ fn units(jobs: &[FileJob]) -> Vec<Unit> {
     let mut small = Vec::new();
     for (i, j) in jobs.iter().enumerate() {
         if j.shared {
-            streams.push(
-                (0..j.chunks.len())
-                    .step_by(PART_CHUNKS)
-                    .map(|s| Unit::Part(i, s, (s + PART_CHUNKS).min(j.chunks.len())))
-                    .collect(),
-            );
+            let starts = part_starts(&j.chunks);
+            let ends = starts.iter().skip(1).copied().chain([j.chunks.len()]);
+            streams.push(starts.iter().zip(ends).map(|(&s, e)| Unit::Part(i, s, e)).collect());
         } else {
             small.push(Unit::Whole(i));
         }
@@ -117,6 +132,7 @@ pub(super) fn write_contents(
                     let mut reader = repo.blob_reader()?;
                     let mut warns = Vec::new();
                     let mut decoded = Vec::new();
+                    let mut staging = Vec::new();
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(&unit) = units.get(i) else { break };
@@ -124,7 +140,16 @@ pub(super) fn write_contents(
                             Unit::Whole(j) => (&jobs[j], 0, jobs[j].chunks.len()),
                             Unit::Part(j, from, to) => (&jobs[j], from, to),
                         };
-                        let outcome = write_unit(&mut reader, job, from, to, &mut decoded, &mut warns, progress);
+                        let outcome = write_unit(
+                            &mut reader,
+                            job,
+                            from,
+                            to,
+                            &mut decoded,
+                            &mut staging,
+                            &mut warns,
+                            progress,
+                        );
                         if let Err(msg) = outcome {
                             damaged.lock().expect("damaged list").push(msg);
                         }
@@ -152,14 +177,16 @@ pub(super) fn write_contents(
 }
 
 /// Write chunks `from..to` of a file; a whole (unshared) file is created here and finished
-/// (owner, mode, xattrs, times) through the same descriptor. `decoded` is scratch space
-/// kept by the thread.
+/// (owner, mode, xattrs, times) through the same descriptor. `decoded` and `staging` are
+/// scratch space kept by the thread.
+#[allow(clippy::too_many_arguments)]
 fn write_unit(
     reader: &mut BlobReader<'_>,
     job: &FileJob,
     from: usize,
     to: usize,
     decoded: &mut Vec<(u64, Vec<u8>)>,
+    staging: &mut Vec<u8>,
     warnings: &mut Vec<String>,
     progress: &dyn Progress,
 ) -> std::result::Result<(), String> {
@@ -197,7 +224,7 @@ fn write_unit(
         let _writing = job
             .shared
             .then(|| job.writing.lock().unwrap_or_else(|p| p.into_inner()));
-        write_runs(&file, &job.path, decoded)
+        write_runs(&file, &job.path, decoded, staging)
     };
     if let Err(e) = written {
         first_err.get_or_insert(format!("{}: {e}", job.rel.display()));
@@ -219,8 +246,27 @@ const DIRECT_MIN: u64 = 256 << 10;
 
 /// Write `(offset, bytes)` pieces in offset order, one vectored write per run of adjacent
 /// ones; long runs around the page cache.
-fn write_runs(file: &std::fs::File, path: &std::path::Path, pieces: &[(u64, Vec<u8>)]) -> std::io::Result<()> {
+fn write_runs(
+    file: &std::fs::File,
+    path: &std::path::Path,
+    pieces: &[(u64, Vec<u8>)],
+    staging: &mut Vec<u8>,
+) -> std::io::Result<()> {
     let mut direct: Option<DirectWriter> = None;
+    let result = write_runs_with(file, path, pieces, staging, &mut direct);
+    if let Some(w) = direct {
+        *staging = w.into_staging();
+    }
+    result
+}
+
+fn write_runs_with(
+    file: &std::fs::File,
+    path: &std::path::Path,
+    pieces: &[(u64, Vec<u8>)],
+    staging: &mut Vec<u8>,
+    direct: &mut Option<DirectWriter>,
+) -> std::io::Result<()> {
     let mut i = 0;
     while i < pieces.len() {
         let start = pieces[i].0;
@@ -232,9 +278,9 @@ fn write_runs(file: &std::fs::File, path: &std::path::Path, pieces: &[(u64, Vec<
         }
         let run: Vec<&[u8]> = pieces[i..j].iter().map(|(_, d)| d.as_slice()).collect();
         if end - start >= DIRECT_MIN {
-            let writer = match &mut direct {
+            let writer = match direct {
                 Some(w) => w,
-                None => direct.insert(DirectWriter::new(file.try_clone()?, path)),
+                None => direct.insert(DirectWriter::new(file.try_clone()?, path, std::mem::take(staging))),
             };
             writer.write_pieces_at(&run, start)?;
         } else {
@@ -247,4 +293,28 @@ fn write_runs(file: &std::fs::File, path: &std::path::Path, pieces: &[(u64, Vec<
 
 pub(super) fn written_len(chunks: &[(u64, Id, u32)]) -> u64 {
     chunks.last().map_or(0, |(off, _, len)| off + u64::from(*len))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunks(lens: &[u32]) -> Vec<(u64, Id, u32)> {
+        let mut off = 0;
+        lens.iter()
+            .map(|&l| {
+                off += u64::from(l);
+                (off - u64::from(l), Id::default(), l)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn parts_hold_at_most_64_chunks_and_8_mib_but_always_one_chunk() {
+        assert_eq!(part_starts(&chunks(&[1000; 10])), vec![0]);
+        assert_eq!(part_starts(&chunks(&[1000; 130])), vec![0, 64, 128]);
+        assert_eq!(part_starts(&chunks(&[3 << 20; 5])), vec![0, 2, 4]);
+        assert_eq!(part_starts(&chunks(&[16 << 20, 1, 16 << 20])), vec![0, 1, 2]);
+        assert_eq!(part_starts(&[]), vec![0]);
+    }
 }

@@ -25,7 +25,7 @@ pub enum RepoCommand {
         /// two moves blobs without re-chunking (its password: ZENITH_OTHER_PASSWORD, or the same).
         #[arg(long, value_name = "REPO", conflicts_with = "chunk_size")]
         copy_chunker_params: Option<PathBuf>,
-        /// Average chunk size, a power of two from 4KiB to 4MiB (default 64KiB; chunks range
+        /// Average chunk size, a power of two from 4KiB to 1MiB (default 64KiB; chunks range
         /// from a quarter to four times it). Smaller chunks store less again when a large
         /// file changes in scattered places (databases, disk images), at the price of a
         /// larger index.
