@@ -154,7 +154,8 @@ impl Chunker {
     }
 }
 
-fn read_retrying(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// `read`, again after an interruption by a signal.
+pub(crate) fn read_retrying(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
     loop {
         match r.read(buf) {
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,

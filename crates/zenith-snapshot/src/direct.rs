@@ -48,15 +48,6 @@ impl DirectWriter {
         self.staging
     }
 
-    /// The descriptor that goes through the page cache.
-    pub fn file(&self) -> &File {
-        &self.buffered
-    }
-
-    pub fn into_file(self) -> File {
-        self.buffered
-    }
-
     /// Write `data` at `offset`: its whole blocks directly (when the file system allows it),
     /// the unaligned ends through the page cache.
     pub fn write_at(&mut self, data: &[u8], offset: u64) -> std::io::Result<()> {

@@ -51,8 +51,8 @@ struct SegmentBlob {
 }
 
 impl Segment {
-    /// The buffer, to fill; its length is its capacity, so it is reused without re-zeroing.
-    pub fn data_mut(&mut self) -> &mut Vec<u8> {
+    /// The buffer, to fill (its length is fixed, so it is reused without re-zeroing).
+    pub fn data_mut(&mut self) -> &mut [u8] {
         &mut self.data
     }
 
@@ -73,7 +73,7 @@ impl Segment {
 }
 
 /// Size of the segment buffers readers fill (at least two of the largest chunks).
-pub fn segment_size(max_chunk: usize) -> usize {
+fn segment_size(max_chunk: usize) -> usize {
     (2 * max_chunk).max(1 << 20)
 }
 

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 
 use super::meta::data_extents;
-use crate::chunker::Chunker;
+use crate::chunker::{Chunker, read_retrying};
 use crate::error::{Error, Result};
 use crate::id::Id;
 use crate::pack::BlobKind;
@@ -230,14 +230,5 @@ impl<'a> FileReader<'a> {
             return Ok(());
         }
         self.rotate()
-    }
-}
-
-fn read_retrying(r: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
-    loop {
-        match r.read(buf) {
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            other => return other,
-        }
     }
 }

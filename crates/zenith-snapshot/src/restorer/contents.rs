@@ -80,30 +80,21 @@ fn units(jobs: &[FileJob]) -> Vec<Unit> {
         }
     }
     // Small files go in runs as long as a part, so they are not scattered one by one.
-    let mut small_runs: Vec<Unit> = Vec::new();
     let mut out = Vec::with_capacity(small.len() + streams.iter().map(Vec::len).sum::<usize>());
     let mut iters: Vec<_> = streams.into_iter().map(Vec::into_iter).collect();
-    let mut small = small.into_iter().peekable();
+    let mut small = small.into_iter();
     loop {
-        let mut any = false;
-        for it in &mut iters {
-            if let Some(u) = it.next() {
-                out.push(u);
-                any = true;
-            }
-        }
-        small_runs.clear();
+        let before = out.len();
+        out.extend(iters.iter_mut().filter_map(Iterator::next));
         let mut chunks = 0;
         while chunks < PART_CHUNKS {
             let Some(u) = small.next() else { break };
             if let Unit::Whole(i) = u {
                 chunks += jobs[i].chunks.len().max(1);
             }
-            small_runs.push(u);
+            out.push(u);
         }
-        any |= !small_runs.is_empty();
-        out.append(&mut small_runs);
-        if !any {
+        if out.len() == before {
             return out;
         }
     }
@@ -253,45 +244,39 @@ fn write_runs(
     staging: &mut Vec<u8>,
 ) -> std::io::Result<()> {
     let mut direct: Option<DirectWriter> = None;
-    let result = write_runs_with(file, path, pieces, staging, &mut direct);
+    let mut write = || -> std::io::Result<()> {
+        let mut i = 0;
+        while i < pieces.len() {
+            let start = pieces[i].0;
+            let mut end = start;
+            let mut j = i;
+            while j < pieces.len() && pieces[j].0 == end {
+                end += pieces[j].1.len() as u64;
+                j += 1;
+            }
+            let run: Vec<&[u8]> = pieces[i..j].iter().map(|(_, d)| d.as_slice()).collect();
+            if end - start >= DIRECT_MIN {
+                let writer = match &mut direct {
+                    Some(w) => w,
+                    None => direct.insert(DirectWriter::new(file.try_clone()?, path, std::mem::take(staging))),
+                };
+                writer.write_pieces_at(&run, start)?;
+            } else {
+                write_all_vectored_at(file, &run, start)?;
+            }
+            i = j;
+        }
+        Ok(())
+    };
+    let result = write();
+    // The staging memory goes back to the thread for its next unit.
     if let Some(w) = direct {
         *staging = w.into_staging();
     }
     result
 }
 
-fn write_runs_with(
-    file: &std::fs::File,
-    path: &std::path::Path,
-    pieces: &[(u64, Vec<u8>)],
-    staging: &mut Vec<u8>,
-    direct: &mut Option<DirectWriter>,
-) -> std::io::Result<()> {
-    let mut i = 0;
-    while i < pieces.len() {
-        let start = pieces[i].0;
-        let mut end = start;
-        let mut j = i;
-        while j < pieces.len() && pieces[j].0 == end {
-            end += pieces[j].1.len() as u64;
-            j += 1;
-        }
-        let run: Vec<&[u8]> = pieces[i..j].iter().map(|(_, d)| d.as_slice()).collect();
-        if end - start >= DIRECT_MIN {
-            let writer = match direct {
-                Some(w) => w,
-                None => direct.insert(DirectWriter::new(file.try_clone()?, path, std::mem::take(staging))),
-            };
-            writer.write_pieces_at(&run, start)?;
-        } else {
-            write_all_vectored_at(file, &run, start)?;
-        }
-        i = j;
-    }
-    Ok(())
-}
-
-pub(super) fn written_len(chunks: &[(u64, Id, u32)]) -> u64 {
+fn written_len(chunks: &[(u64, Id, u32)]) -> u64 {
     chunks.last().map_or(0, |(off, _, len)| off + u64::from(*len))
 }
 
